@@ -1,0 +1,5 @@
+"""Write side: HTTP-triggered commands. Each route is a thin adapter over a handler."""
+
+from commands.functions import bp
+
+__all__ = ["bp"]

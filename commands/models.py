@@ -1,0 +1,127 @@
+"""Command bodies and responses: validation rules and the OpenAPI schemas, in one place.
+
+Strict models: wrong JSON types are refused (no "10" for 10), unknown fields are
+refused (a client cannot send a price on an order line), money has at most two
+decimals and is parsed straight from the JSON text into Decimal.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+
+def _no_strings(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        # pydantic turns ValueError (not TypeError) into a field error; money is never a string.
+        raise ValueError("must be a JSON number")  # noqa: TRY004
+    return value
+
+
+def money(**constraints: Any) -> Any:
+    schema = {"type": "number", "multipleOf": 0.01}
+    if "gt" in constraints:
+        schema["exclusiveMinimum"] = constraints["gt"]
+    if "ge" in constraints:
+        schema["minimum"] = constraints["ge"]
+    return Annotated[
+        Decimal,
+        BeforeValidator(_no_strings),
+        Field(decimal_places=2, max_digits=15, allow_inf_nan=False, **constraints),
+        WithJsonSchema(schema),
+    ]
+
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+PositiveMoney = money(gt=0)
+NonNegativeMoney = money(ge=0)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class RegisterCustomer(Body):
+    name: Text
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    creditLimit: NonNegativeMoney
+
+
+class ChangeCustomer(Body):
+    name: Text | None = None
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    creditLimit: NonNegativeMoney | None = None
+
+
+class CreateProduct(Body):
+    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    name: Text
+    price: PositiveMoney
+    stock: Annotated[int, Field(ge=0, le=1_000_000_000)]
+
+
+class ChangeProduct(Body):
+    name: Text | None = None
+    price: PositiveMoney | None = None
+
+
+class AdjustStock(Body):
+    delta: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+
+
+class Address(Body):
+    street: Text
+    city: Annotated[str, Field(min_length=1, max_length=100)]
+    state: Annotated[str, Field(min_length=1, max_length=100)]
+    postalCode: Annotated[str, Field(min_length=1, max_length=20)]
+    country: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+Uuid = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+Quantity = Annotated[int, Field(ge=1, le=1000)]
+
+
+class OrderLineRequest(Body):
+    productId: Uuid
+    quantity: Quantity
+
+
+class PlaceOrder(Body):
+    customerId: Uuid
+    items: Annotated[list[OrderLineRequest], Field(min_length=1, max_length=50)]
+    shippingAddress: Address
+
+
+class AddItem(Body):
+    productId: Uuid
+    quantity: Quantity
+
+
+class ShipOrder(Body):
+    trackingNumber: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CancelOrder(Body):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class NoBody(Body):
+    """Routes without a body accept none, or an empty object."""
+
+
+class Accepted(BaseModel):
+    """202 body of every command; some commands add fields."""
+
+    id: str
+    version: int
+
+
+class StockAccepted(Accepted):
+    stock: int
+
+
+class OrderAccepted(Accepted):
+    total: Annotated[Decimal, WithJsonSchema({"type": "number"})] | None = None
+    status: str | None = None

@@ -1,0 +1,210 @@
+"""The HTTP adapter shared by every route: one declaration per route, thin entry points.
+
+`http_route` registers an Azure Function on a blueprint AND records the route's
+contract (method, path, body and response schemas, errors) in `ROUTES`, from
+which `shared.openapi` generates the OpenAPI document, so the two can never
+drift. The entry point parses and validates the request into a plain `Request`,
+calls the handler (testable without Azure) and turns its `Response` or
+`ProblemError` into a `func.HttpResponse` carrying `X-Correlation-Id`.
+"""
+
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel, ValidationError
+
+from shared.encoding import dumps
+from shared.errors import (
+    FieldError,
+    PayloadTooLarge,
+    ProblemError,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """What the contract says about one route; the OpenAPI document is built from these."""
+
+    name: str
+    method: str
+    path: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    anonymous: bool = False
+    idempotent: bool = False
+    conditional: bool = False
+    content_type: str = "application/json"
+
+
+ROUTES: list[RouteSpec] = []
+
+
+@dataclass
+class Request:
+    """A parsed request: what handlers see. Plain data, no Azure types."""
+
+    method: str
+    route_params: dict[str, str]
+    query: dict[str, str]
+    headers: dict[str, str]
+    correlation_id: str
+    body: BaseModel | None = None
+    params: BaseModel | None = None
+    raw_body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Response:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+def problem(error: ProblemError) -> Response:
+    return Response(error.as_json(), error.status, dict(error.headers), PROBLEM_JSON)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "field required",
+}
+
+
+def validation_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        # A discriminated/union failure adds the type name to the path; clients want the field.
+        errors.append(FieldError(_field_path(loc) or "body", _MESSAGES.get(err["type"], err["msg"])))
+    return errors
+
+
+def parse_body(model: type[BaseModel], body: bytes, content_type: str | None) -> BaseModel:
+    """Validate a JSON body against a model; problem errors for size, media type and content."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+    if not body.strip():
+        if model.model_fields and any(f.is_required() for f in model.model_fields.values()):
+            raise ValidationFailed("A JSON body is required.", [FieldError("body", "required")])
+        return model()
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(f"Send the body as application/json, not {media_type or 'no content type'}.")
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(document, dict):
+        raise ValidationFailed("The body must be a JSON object.")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ValidationFailed("The body has invalid fields.", validation_errors(exc)) from None
+
+
+def parse_query(model: type[BaseModel], query: Mapping[str, str]) -> BaseModel:
+    try:
+        return model.model_validate(dict(query))
+    except ValidationError as exc:
+        raise ValidationFailed("The query string has invalid parameters.", validation_errors(exc)) from None
+
+
+def correlation_id_of(headers: Mapping[str, str]) -> str:
+    given = (headers.get("x-correlation-id") or "").strip()
+    # Echo a sane client id; replace anything that could poison logs or headers.
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return str(uuid.uuid4())
+
+
+def handle(spec: RouteSpec, handler: Callable[[Request], Response], req: func.HttpRequest) -> func.HttpResponse:
+    """Run one request through parsing, the handler and error mapping."""
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    correlation_id = correlation_id_of(headers)
+    try:
+        body = req.get_body() or b""
+        request = Request(
+            method=req.method.upper(),
+            route_params=dict(req.route_params),
+            query=dict(req.params),
+            headers=headers,
+            correlation_id=correlation_id,
+            raw_body=body,
+        )
+        if spec.body is not None:
+            request.body = parse_body(spec.body, body, headers.get("content-type"))
+        elif len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+        if spec.query is not None:
+            request.params = parse_query(spec.query, request.query)
+        response = handler(request)
+    except ProblemError as error:
+        if error.status >= 500:
+            log.exception("%s failed", spec.name)
+        response = problem(error)
+    except Exception:
+        log.exception("%s failed with an unexpected error", spec.name)
+        response = problem(ProblemError("An unexpected error occurred; it has been logged."))
+    out_headers = {**response.headers, "X-Correlation-Id": correlation_id}
+    if response.body is None:
+        return func.HttpResponse(status_code=response.status, headers=out_headers)
+    payload = response.body if isinstance(response.body, str | bytes) else dumps(response.body)
+    return func.HttpResponse(
+        payload, status_code=response.status, headers=out_headers, mimetype=response.content_type, charset="utf-8"
+    )
+
+
+def http_route(
+    bp: func.Blueprint,
+    method: str,
+    path: str,
+    *,
+    name: str,
+    summary: str,
+    tag: str,
+    **contract: Any,
+) -> Callable[[Callable[[Request], Response]], Callable[[Request], Response]]:
+    """Register `handler` as an HTTP function on `bp` and record its contract."""
+    spec = RouteSpec(name=name, method=method.upper(), path=path, summary=summary, tag=tag, **contract)
+    ROUTES.append(spec)
+    auth = func.AuthLevel.ANONYMOUS if spec.anonymous else func.AuthLevel.FUNCTION
+
+    def register(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def entry(req: func.HttpRequest) -> func.HttpResponse:
+            return handle(spec, handler, req)
+
+        entry.__name__ = entry.__qualname__ = name
+        methods = None if spec.method == "ANY" else [spec.method]  # None: every method
+        bp.function_name(name)(bp.route(route=path, methods=methods, auth_level=auth)(entry))
+        return handler
+
+    return register

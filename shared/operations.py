@@ -1,0 +1,90 @@
+"""Operational routes: health, the OpenAPI document, and the routing fallback (404/405 as problem+json)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared import openapi
+from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable
+from shared.http import ROUTES, Request, Response, http_route
+
+bp = func.Blueprint()
+
+
+class HealthParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    deep: Annotated[bool, Field(description="Also check SQL, Cosmos DB and the event transport")] = False
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, Any] = {}
+
+
+def _check_sql() -> None:
+    from shared.sql.db import database
+
+    database().run(lambda tx: tx.one("SELECT 1"))
+
+
+def _check_cosmos() -> None:
+    from shared.cosmos import database
+
+    database().read()
+
+
+def _check_events() -> None:
+    from shared.publisher import publisher
+
+    publisher().check()
+
+
+CHECKS = {"sql": _check_sql, "cosmos": _check_cosmos, "events": _check_events}
+
+
+@http_route(bp, "GET", "health", name="health", summary="Liveness; ?deep=true checks dependencies", tag="operations",
+            query=HealthParams, response=Health, errors=(400, 503), anonymous=True)
+def health(request: Request) -> Response:
+    if not request.params.deep:
+        return Response({"status": "healthy"})
+    checks, healthy = {}, True
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+            checks[name] = {"status": "healthy", "ms": round((time.perf_counter() - started) * 1000, 1)}
+        except Exception as exc:  # noqa: BLE001 - any failure of a dependency is "unhealthy", reported
+            healthy = False
+            checks[name] = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    body = {"status": "healthy" if healthy else "unhealthy", "checks": checks}
+    if not healthy:
+        error = ServiceUnavailable("A dependency is unhealthy.")
+        return Response({**error.as_json(), **body}, 503, content_type="application/problem+json")
+    return Response(body)
+
+
+@http_route(bp, "GET", "openapi.json", name="openapi", summary="This API's OpenAPI 3.1 document", tag="operations",
+            anonymous=True)
+def openapi_document(request: Request) -> Response:
+    return Response(openapi.build_document())
+
+
+def _template_regex(path: str) -> re.Pattern[str]:
+    pattern = re.sub(r"{\*?\w+(:[^}]*)?\??}", "[^/]+", path)
+    return re.compile(f"^{pattern}$", re.IGNORECASE)
+
+
+@http_route(bp, "ANY", "{*path}", name="route_fallback", summary="Unknown route", tag="operations", anonymous=True)
+def route_fallback(request: Request) -> Response:
+    """Reached only when no route matched: 405 if the path exists with other methods, else 404."""
+    path = request.route_params.get("path", "")
+    allowed = sorted({s.method for s in ROUTES if s.method != "ANY" and _template_regex(s.path).match(path)})
+    if allowed:
+        raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+                               headers={"Allow": ", ".join(allowed)})
+    raise NotFound(f"No route /api/{path}.")

@@ -1,0 +1,118 @@
+"""The transactional outbox: events are written with the rows that caused them, then published.
+
+`record` runs inside the command's transaction. After commit, `publish_pending`
+sends the new events and marks them sent; if the transport is down the command
+still succeeds and the timer-triggered relay (`relay`) publishes later. Rows are
+never deleted: the outbox is the log projections are rebuilt from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from shared.events import Event
+from shared.publisher import EventPublisher
+from shared.sql.db import Database, Sql, Transaction, db_time, utcnow
+
+log = logging.getLogger(__name__)
+
+INSERT_EVENT = Sql(
+    tsql="INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version,"
+    " partition_key, payload, occurred_at) OUTPUT INSERTED.position VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    sqlite="INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version,"
+    " partition_key, payload, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+)
+SELECT_BY_POSITION = "SELECT position, payload FROM outbox WHERE position IN ({}) AND sent_at IS NULL ORDER BY position"
+SELECT_UNSENT = Sql(
+    tsql="SELECT position, payload FROM outbox WITH (READPAST) WHERE sent_at IS NULL AND occurred_at < ?"
+    " ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
+    sqlite="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at < ?"
+    " ORDER BY position LIMIT ?",
+)
+MARK_SENT = "UPDATE outbox SET sent_at = ? WHERE position IN ({}) AND sent_at IS NULL"
+SELECT_RANGE = Sql(
+    tsql="SELECT position, payload FROM outbox WHERE position > ? ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
+    sqlite="SELECT position, payload FROM outbox WHERE position > ? ORDER BY position LIMIT ?",
+)
+COUNT_UNSENT = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"
+MAX_POSITION = "SELECT MAX(position) FROM outbox"
+
+
+def record(tx: Transaction, events: Sequence[Event]) -> list[Event]:
+    """Insert events in the caller's transaction; returns them with their global positions."""
+    stored = []
+    for event in events:
+        row = tx.one(
+            INSERT_EVENT,
+            (
+                event.event_id,
+                event.event_type,
+                event.aggregate_type,
+                event.aggregate_id,
+                event.aggregate_version,
+                event.partition_key,
+                json.dumps(event.to_json(), separators=(",", ":")),
+                db_time(event.occurred_at),
+            ),
+        )
+        stored.append(event.with_position(int(row[0])))
+    return stored
+
+
+def _events(rows: Sequence[tuple]) -> list[Event]:
+    return [Event.from_bytes(payload.encode("utf-8")).with_position(int(position)) for position, payload in rows]
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _publish_rows(db: Database, publisher: EventPublisher, rows: Sequence[tuple]) -> int:
+    if not rows:
+        return 0
+    events = _events(rows)
+    publisher.publish(events)
+    positions = [e.position for e in events]
+    # Marked sent only after the transport accepted them: a crash in between means
+    # a re-send (at least once), never a loss.
+    db.run(lambda tx: tx.execute(MARK_SENT.format(_placeholders(len(positions))), [db_time(utcnow()), *positions]))
+    return len(events)
+
+
+def publish_pending(db: Database, publisher: EventPublisher, events: Sequence[Event]) -> bool:
+    """Publish what a command just committed. False (and logged) when the transport failed."""
+    positions = [e.position for e in events]
+    if not positions:
+        return True
+    try:
+        rows = db.run(lambda tx: tx.all(SELECT_BY_POSITION.format(_placeholders(len(positions))), positions))
+        _publish_rows(db, publisher, rows)
+        return True
+    except Exception:
+        log.exception("publishing %d event(s) failed; the outbox relay will publish them", len(positions))
+        return False
+
+
+def relay(db: Database, publisher: EventPublisher, *, min_age: timedelta = timedelta(seconds=5),
+          batch_size: int = 500) -> int:
+    """Publish unsent events older than `min_age` (left by a crash or outage), oldest first."""
+    cutoff = db_time(utcnow() - min_age)
+    total = 0
+    while True:
+        rows = db.run(lambda tx: tx.all(SELECT_UNSENT, (cutoff, batch_size)))
+        total += _publish_rows(db, publisher, rows)
+        if len(rows) < batch_size:
+            return total
+
+
+def read_range(db: Database, after_position: int, limit: int) -> list[Event]:
+    """Events after a position, for rebuilding projections."""
+    return _events(db.run(lambda tx: tx.all(SELECT_RANGE, (after_position, limit))))
+
+
+def stats(db: Database) -> tuple[int, int | None]:
+    """(unsent count, newest position)."""
+    return db.run(lambda tx: (tx.one(COUNT_UNSENT)[0], tx.one(MAX_POSITION)[0]))

@@ -1,0 +1,1 @@
+"""The write database: Azure SQL through pyodbc in production, embedded SQLite locally."""

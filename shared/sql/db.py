@@ -1,0 +1,263 @@
+"""Connections, transactions and the small T-SQL/SQLite dialect seam.
+
+Production is Azure SQL through pyodbc with an Entra token from the managed
+identity. Locally the same statements run on SQLite: both speak DB-API with
+`?` parameters, so only the few statements that differ (OUTPUT vs RETURNING,
+TOP vs LIMIT) carry a second text, declared side by side in `Sql`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared import config
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ALL_STATEMENTS: list[Sql] = []
+
+
+@dataclass(frozen=True)
+class Sql:
+    """One statement: T-SQL is the source; `sqlite` only where SQLite needs other text."""
+
+    tsql: str
+    sqlite: str | None = None
+
+    def __post_init__(self) -> None:
+        ALL_STATEMENTS.append(self)  # every T-SQL text is parsed by sqlglot in the tests
+
+    def text(self, dialect: str) -> str:
+        return self.sqlite if dialect == "sqlite" and self.sqlite is not None else self.tsql
+
+
+# Azure SQL transient errors worth a retry (learn.microsoft.com: "Troubleshoot transient
+# connection errors"), plus deadlock victim (1205) and lock timeout (1222).
+TRANSIENT_SQL_ERRORS = frozenset(
+    {1205, 1222, 4060, 4221, 10053, 10054, 10060, 10928, 10929, 18456, 40143, 40197, 40501, 40540, 40613,
+     40615, 42108, 42109, 49918, 49919, 49920, 233, 64, 121, 20}
+)
+_SQLSTATE_TRANSIENT = ("08S01", "08001", "HYT00", "HYT01", "40001")
+
+
+class Transaction:
+    """A cursor bound to one open transaction; `rowcount` of the last statement."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+        self.rowcount = 0
+        self.round_trips = 0
+
+    def execute(self, statement: Sql | str, params: Sequence[Any] = ()) -> Transaction:
+        sql = statement.text(self.dialect) if isinstance(statement, Sql) else statement
+        self._cursor.execute(sql, tuple(params))
+        self.rowcount = self._cursor.rowcount
+        self.round_trips += 1
+        return self
+
+    def fetchone(self) -> tuple | None:
+        row = self._cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self) -> list[tuple]:
+        return [tuple(r) for r in self._cursor.fetchall()]
+
+    def is_unique_violation(self, exc: Exception) -> bool:
+        return is_unique_violation(exc, self.dialect)
+
+    def one(self, statement: Sql | str, params: Sequence[Any] = ()) -> tuple | None:
+        return self.execute(statement, params).fetchone()
+
+    def all(self, statement: Sql | str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.execute(statement, params).fetchall()
+
+
+class Database:
+    """One connection per thread, reused across invocations; transactions with retry."""
+
+    def __init__(self, connect: Callable[[], Any], dialect: str) -> None:
+        self._connect = connect
+        self.dialect = dialect
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with suppress(Exception):  # already broken; closing is best effort
+                conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        if self.dialect == "sqlite":
+            # Take the write lock up front: two SQLite writers that both read first
+            # would otherwise deadlock on upgrade instead of queueing.
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(cursor, self.dialect)
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - the connection is gone; drop it
+                self._discard()
+            raise
+        finally:
+            cursor.close()
+
+    def run(self, work: Callable[[Transaction], T], attempts: int = 5) -> T:
+        """Run `work` in one transaction, retrying the whole of it on transient errors."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as tx:
+                    return work(tx)
+            except Exception as exc:
+                if attempt == attempts or not self.is_transient(exc):
+                    raise
+                if self.dialect != "sqlite":
+                    self._discard()  # a transient fault may have broken the connection
+                delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+                log.warning("transient SQL error (attempt %d/%d), retrying in %.2fs: %s", attempt, attempts, delay, exc)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def is_transient(self, exc: Exception) -> bool:
+        if self.dialect == "sqlite":
+            return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        return is_transient_pyodbc_error(exc)
+
+    def is_unique_violation(self, exc: Exception) -> bool:
+        return is_unique_violation(exc, self.dialect)
+
+
+def is_unique_violation(exc: Exception, dialect: str) -> bool:
+    if dialect == "sqlite":
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+    # 2627: unique constraint, 2601: unique index
+    return type(exc).__name__ == "IntegrityError" and any(n in str(exc) for n in ("2627", "2601"))
+
+
+def is_transient_pyodbc_error(exc: Exception) -> bool:
+    args = getattr(exc, "args", ())
+    sqlstate = args[0] if args and isinstance(args[0], str) else ""
+    message = " ".join(str(a) for a in args)
+    if sqlstate in _SQLSTATE_TRANSIENT:
+        return True
+    return any(f"({n})" in message for n in TRANSIENT_SQL_ERRORS)
+
+
+def utcnow() -> datetime:
+    """Now, at the millisecond precision DATETIME2(3) keeps, so what we publish equals what we store."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def db_time(value: datetime) -> str:
+    """Datetimes travel as ISO-8601 UTC text: DATETIME2 converts it, SQLite stores it as is."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def from_db_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _sqlite_connect(path: str) -> Callable[[], sqlite3.Connection]:
+    def connect() -> sqlite3.Connection:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return _SqliteConnection(conn)
+
+    return connect
+
+
+class _SqliteConnection:
+    """sqlite3 in autocommit mode with explicit BEGIN: commit/rollback act on what BEGIN opened."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def cursor(self) -> sqlite3.Cursor:
+        return self._conn.cursor()
+
+    def commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+SQL_COPT_SS_ACCESS_TOKEN = 1256  # msodbcsql.h: pass an Entra access token instead of a password
+
+
+def _token_struct(token: str) -> bytes:
+    raw = token.encode("utf-16-le")
+    return struct.pack(f"<I{len(raw)}s", len(raw), raw)
+
+
+def _pyodbc_connect(connection_string: str, use_token: bool) -> Callable[[], Any]:
+    def connect() -> Any:
+        import pyodbc  # lazily: its wheel needs unixODBC, which only SQL deployments install
+
+        attrs = {}
+        if use_token:
+            from shared.identity import credential
+
+            token = credential().get_token("https://database.windows.net/.default").token
+            attrs[SQL_COPT_SS_ACCESS_TOKEN] = _token_struct(token)
+        return pyodbc.connect(connection_string, attrs_before=attrs, autocommit=False, timeout=30)
+
+    return connect
+
+
+def azure_sql_connection_string(server: str, database: str, driver: str) -> str:
+    return (
+        f"Driver={{{driver}}};Server=tcp:{server},1433;Database={database};"
+        "Encrypt=yes;TrustServerCertificate=no;Connection Timeout=30"
+    )
+
+
+@cache
+def database() -> Database:
+    """The write database of this worker process, chosen by configuration."""
+    if conn_str := config.get("SQL_CONNECTION_STRING"):
+        return Database(_pyodbc_connect(conn_str, use_token=False), "tsql")
+    if server := config.get("SQL_SERVER"):
+        conn_str = azure_sql_connection_string(server, config.get("SQL_DATABASE") or "", config.get("SQL_DRIVER"))
+        return Database(_pyodbc_connect(conn_str, use_token=True), "tsql")
+    return Database(_sqlite_connect(config.get("SQLITE_PATH")), "sqlite")
