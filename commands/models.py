@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 def _no_strings(value: Any) -> Any:
     if isinstance(value, str | bool):
         # pydantic turns ValueError (not TypeError) into a field error; money is never a string.
-        raise ValueError("must be a JSON number")  # noqa: TRY004
+        raise ValueError("must be a number")  # noqa: TRY004
     return value
 
 
@@ -29,7 +29,8 @@ def money(**constraints: Any) -> Any:
     return Annotated[
         Decimal,
         BeforeValidator(_no_strings),
-        Field(decimal_places=2, max_digits=15, allow_inf_nan=False, **constraints),
+        # Lax on purpose: the JSON number arrives as int or Decimal; strings were refused above.
+        Field(strict=False, decimal_places=2, max_digits=15, allow_inf_nan=False, **constraints),
         WithJsonSchema(schema),
     ]
 

@@ -12,6 +12,7 @@ calls the handler (testable without Azure) and turns its `Response` or
 import json
 import logging
 import uuid
+from decimal import Decimal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,8 +104,8 @@ def validation_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        # A discriminated/union failure adds the type name to the path; clients want the field.
-        errors.append(FieldError(_field_path(loc) or "body", _MESSAGES.get(err["type"], err["msg"])))
+        message = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+        errors.append(FieldError(_field_path(loc) or "body", _MESSAGES.get(err["type"], message)))
     return errors
 
 
@@ -120,13 +121,14 @@ def parse_body(model: type[BaseModel], body: bytes, content_type: str | None) ->
     if media_type != "application/json":
         raise UnsupportedMediaType(f"Send the body as application/json, not {media_type or 'no content type'}.")
     try:
-        document = json.loads(body)
+        # Numbers with a fraction become Decimal straight from the JSON text: money is never a float.
+        document = json.loads(body, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"The body is not valid JSON: {exc}.") from None
     if not isinstance(document, dict):
         raise ValidationFailed("The body must be a JSON object.")
     try:
-        return model.model_validate_json(body)
+        return model.model_validate(document)
     except ValidationError as exc:
         raise ValidationFailed("The body has invalid fields.", validation_errors(exc)) from None
 
