@@ -47,7 +47,12 @@ class Customer:
 
     def snapshot(self) -> dict[str, Any]:
         """What other documents carry of the customer (denormalized, with its version)."""
-        return {"id": self.id, "name": self.name, "email": self.email, "version": self.version}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "email": self.email,
+            "version": self.version,
+        }
 
     def state(self) -> dict[str, Any]:
         return {**self.snapshot(), "creditLimit": from_cents(self.credit_limit_cents)}
@@ -142,7 +147,9 @@ class Order:
             ("delivered", self.delivered_at),
             ("cancelled", self.cancelled_at),
         ]
-        return [{"status": status, "at": iso(at)} for status, at in steps if at is not None]
+        return [
+            {"status": status, "at": iso(at)} for status, at in steps if at is not None
+        ]
 
     def state(self) -> dict[str, Any]:
         return {
@@ -185,10 +192,14 @@ def check_transition(order: Order, action: str) -> str:
     """The new status for `action`, or Conflict when the order's status does not allow it."""
     required, new_status = TRANSITIONS[action]
     if order.status != required:
-        raise Conflict(f"Cannot {action} an order that is {order.status}; it must be {required}.")
+        raise Conflict(
+            f"Cannot {action} an order that is {order.status}; it must be {required}."
+        )
     return new_status
 
 
 def require_placed(order: Order, what: str) -> None:
     if order.status != "placed":
-        raise Conflict(f"Cannot {what} an order that is {order.status}; only placed orders can change.")
+        raise Conflict(
+            f"Cannot {what} an order that is {order.status}; only placed orders can change."
+        )

@@ -43,8 +43,15 @@ class CommandContext:
     now: datetime
     expected_version: int | None = None
 
-    def event(self, event_type: str, aggregate_type: str, aggregate_id: str, version: int, partition_key: str,
-              data: dict) -> Event:
+    def event(
+        self,
+        event_type: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        version: int,
+        partition_key: str,
+        data: dict,
+    ) -> Event:
         return Event(
             event_type=event_type,
             aggregate_type=aggregate_type,
@@ -72,7 +79,9 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
 
 
-def accepted(location: str, aggregate_id: str, version: int, **extra: object) -> Response:
+def accepted(
+    location: str, aggregate_id: str, version: int, **extra: object
+) -> Response:
     return Response(
         {"id": aggregate_id, "version": version, **extra},
         status=202,
@@ -100,7 +109,9 @@ def request_fingerprint(request: Request, route: str) -> str:
 def _replay(row: tuple, fingerprint: str, key: str) -> Response:
     request_hash, status, headers, body = row
     if request_hash != fingerprint:
-        raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was already used with a different request.")
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used with a different request."
+        )
     return Response(json.loads(body), int(status), json.loads(headers))
 
 
@@ -132,8 +143,14 @@ def execute(
         if key:
             tx.execute(
                 INSERT_IDEMPOTENCY,
-                (key, fingerprint, outcome.response.status, json.dumps(outcome.response.headers),
-                 dumps(outcome.response.body), db_time(context.now)),
+                (
+                    key,
+                    fingerprint,
+                    outcome.response.status,
+                    json.dumps(outcome.response.headers),
+                    dumps(outcome.response.body),
+                    db_time(context.now),
+                ),
             )
         return outcome.response, events
 

@@ -30,7 +30,13 @@ def money(**constraints: Any) -> Any:
         Decimal,
         BeforeValidator(_no_strings),
         # Lax on purpose: the JSON number arrives as int or Decimal; strings were refused above.
-        Field(strict=False, decimal_places=2, max_digits=15, allow_inf_nan=False, **constraints),
+        Field(
+            strict=False,
+            decimal_places=2,
+            max_digits=15,
+            allow_inf_nan=False,
+            **constraints,
+        ),
         WithJsonSchema(schema),
     ]
 
@@ -46,18 +52,28 @@ class Body(BaseModel):
 
 class RegisterCustomer(Body):
     name: Text
-    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    email: Annotated[
+        str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    ]
     creditLimit: NonNegativeMoney
 
 
 class ChangeCustomer(Body):
     name: Text | None = None
-    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: (
+        Annotated[
+            str,
+            Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+        ]
+        | None
+    ) = None
     creditLimit: NonNegativeMoney | None = None
 
 
 class CreateProduct(Body):
-    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    sku: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    ]
     name: Text
     price: PositiveMoney
     stock: Annotated[int, Field(ge=0, le=1_000_000_000)]
@@ -80,7 +96,12 @@ class Address(Body):
     country: Annotated[str, Field(min_length=1, max_length=100)]
 
 
-Uuid = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+Uuid = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
 Quantity = Annotated[int, Field(ge=1, le=1000)]
 
 

@@ -76,8 +76,15 @@ def product_from_row(row: tuple) -> Product:
 def insert_customer(tx: Transaction, customer: Customer, now: datetime) -> None:
     tx.execute(
         INSERT_CUSTOMER,
-        (customer.id, customer.name, customer.email, customer.email.lower(), customer.credit_limit_cents,
-         db_time(now), db_time(now)),
+        (
+            customer.id,
+            customer.name,
+            customer.email,
+            customer.email.lower(),
+            customer.credit_limit_cents,
+            db_time(now),
+            db_time(now),
+        ),
     )
 
 
@@ -86,7 +93,9 @@ def get_customer(tx: Transaction, customer_id: str) -> Customer | None:
     return customer_from_row(row) if row else None
 
 
-def reserve_credit(tx: Transaction, customer_id: str, amount_cents: int) -> Customer | None:
+def reserve_credit(
+    tx: Transaction, customer_id: str, amount_cents: int
+) -> Customer | None:
     """Add to the customer's open orders if the credit limit allows; None if it does not."""
     row = tx.one(RESERVE_CREDIT, (amount_cents, customer_id, amount_cents))
     return customer_from_row(row) if row else None
@@ -95,7 +104,15 @@ def reserve_credit(tx: Transaction, customer_id: str, amount_cents: int) -> Cust
 def insert_product(tx: Transaction, product: Product, now: datetime) -> None:
     tx.execute(
         INSERT_PRODUCT,
-        (product.id, product.sku, product.name, product.price_cents, product.stock, db_time(now), db_time(now)),
+        (
+            product.id,
+            product.sku,
+            product.name,
+            product.price_cents,
+            product.stock,
+            db_time(now),
+            db_time(now),
+        ),
     )
 
 
@@ -104,7 +121,9 @@ def get_product(tx: Transaction, product_id: str) -> Product | None:
     return product_from_row(row) if row else None
 
 
-def reserve_stock(tx: Transaction, product_id: str, quantity: int, now: datetime) -> Product | None:
+def reserve_stock(
+    tx: Transaction, product_id: str, quantity: int, now: datetime
+) -> Product | None:
     """Take `quantity` from stock if that much is there; None if not (or no such product)."""
     row = tx.one(RESERVE_STOCK, (quantity, db_time(now), product_id, quantity))
     return product_from_row(row) if row else None
@@ -114,22 +133,43 @@ def insert_order(tx: Transaction, order: Order) -> None:
     a = order.shipping_address
     tx.execute(
         INSERT_ORDER,
-        (order.id, order.customer_id, order.total_cents, a.street, a.city, a.state, a.postal_code, a.country,
-         db_time(order.placed_at), db_time(order.updated_at)),
+        (
+            order.id,
+            order.customer_id,
+            order.total_cents,
+            a.street,
+            a.city,
+            a.state,
+            a.postal_code,
+            a.country,
+            db_time(order.placed_at),
+            db_time(order.updated_at),
+        ),
     )
     for line_no, line in enumerate(order.lines, start=1):
         tx.execute(
             INSERT_LINE,
-            (order.id, line.product_id, line.sku, line.name, line.unit_price_cents, line.quantity, line_no),
+            (
+                order.id,
+                line.product_id,
+                line.sku,
+                line.name,
+                line.unit_price_cents,
+                line.quantity,
+                line_no,
+            ),
         )
 
 
-def get_order(tx: Transaction, order_id: str) -> Order | None:
-    row = tx.one(SELECT_ORDER, (order_id,))
+def get_order(
+    tx: Transaction, order_id: str, statement: Sql = SELECT_ORDER
+) -> Order | None:
+    row = tx.one(statement, (order_id,))
     if row is None:
         return None
     lines = tuple(
-        OrderLine(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in tx.all(SELECT_LINES, (order_id,))
+        OrderLine(r[0], r[1], r[2], int(r[3]), int(r[4]))
+        for r in tx.all(SELECT_LINES, (order_id,))
     )
     return Order(
         id=row[0],
@@ -146,3 +186,153 @@ def get_order(tx: Transaction, order_id: str) -> Order | None:
         updated_at=from_db_time(row[14]),
         version=int(row[15]),
     )
+
+
+# Reads that precede a change lock the row for the rest of the transaction (UPDLOCK on
+# SQL Server; SQLite's BEGIN IMMEDIATE already serializes writers), so of two concurrent
+# commands on one aggregate the second sees the first's result: exactly one wins.
+LOCK_CUSTOMER = Sql(
+    tsql=f"SELECT {CUSTOMER_COLUMNS} FROM customers WITH (UPDLOCK, ROWLOCK) WHERE id = ?",
+    sqlite=f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?",
+)
+LOCK_PRODUCT = Sql(
+    tsql=f"SELECT {PRODUCT_COLUMNS} FROM products WITH (UPDLOCK, ROWLOCK) WHERE id = ?",
+    sqlite=f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ?",
+)
+LOCK_ORDER = Sql(
+    tsql=f"SELECT {ORDER_COLUMNS} FROM orders WITH (UPDLOCK, ROWLOCK) WHERE id = ?",
+    sqlite=f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?",
+)
+UPDATE_CUSTOMER = Sql(
+    "UPDATE customers SET name = ?, email = ?, email_key = ?, credit_limit_cents = ?, version = ?, updated_at = ?"
+    " WHERE id = ?"
+)
+RELEASE_CREDIT = Sql(
+    "UPDATE customers SET open_orders_cents = open_orders_cents - ? WHERE id = ?"
+)
+UPDATE_PRODUCT = Sql(
+    "UPDATE products SET name = ?, price_cents = ?, version = ?, updated_at = ? WHERE id = ?"
+)
+ADJUST_STOCK = Sql(
+    tsql="UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ?"
+    f" OUTPUT {_inserted(PRODUCT_COLUMNS)} WHERE id = ? AND stock + ? >= 0",
+    sqlite="UPDATE products SET stock = stock + ?, version = version + 1, updated_at = ?"
+    f" WHERE id = ? AND stock + ? >= 0 RETURNING {PRODUCT_COLUMNS}",
+)
+UPDATE_ORDER = Sql(
+    "UPDATE orders SET status = ?, total_cents = ?, ship_street = ?, ship_city = ?, ship_state = ?,"
+    " ship_postal_code = ?, ship_country = ?, tracking_number = ?, cancellation_reason = ?, shipped_at = ?,"
+    " delivered_at = ?, cancelled_at = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?"
+)
+UPDATE_LINE_QUANTITY = Sql(
+    "UPDATE order_lines SET quantity = ? WHERE order_id = ? AND product_id = ?"
+)
+DELETE_LINE = Sql("DELETE FROM order_lines WHERE order_id = ? AND product_id = ?")
+NEXT_LINE_NO = Sql(
+    "SELECT COALESCE(MAX(line_no), 0) + 1 FROM order_lines WHERE order_id = ?"
+)
+
+
+def lock_customer(tx: Transaction, customer_id: str) -> Customer | None:
+    row = tx.one(LOCK_CUSTOMER, (customer_id,))
+    return customer_from_row(row) if row else None
+
+
+def lock_product(tx: Transaction, product_id: str) -> Product | None:
+    row = tx.one(LOCK_PRODUCT, (product_id,))
+    return product_from_row(row) if row else None
+
+
+def lock_order(tx: Transaction, order_id: str) -> Order | None:
+    return get_order(tx, order_id, statement=LOCK_ORDER)
+
+
+def update_customer(tx: Transaction, customer: Customer, now: datetime) -> None:
+    tx.execute(
+        UPDATE_CUSTOMER,
+        (
+            customer.name,
+            customer.email,
+            customer.email.lower(),
+            customer.credit_limit_cents,
+            customer.version,
+            db_time(now),
+            customer.id,
+        ),
+    )
+
+
+def release_credit(tx: Transaction, customer_id: str, amount_cents: int) -> None:
+    tx.execute(RELEASE_CREDIT, (amount_cents, customer_id))
+
+
+def update_product(tx: Transaction, product: Product, now: datetime) -> None:
+    tx.execute(
+        UPDATE_PRODUCT,
+        (product.name, product.price_cents, product.version, db_time(now), product.id),
+    )
+
+
+def adjust_stock(
+    tx: Transaction, product_id: str, delta: int, now: datetime
+) -> Product | None:
+    """Add `delta` (may be negative) to stock unless it would go below 0; None if it would."""
+    row = tx.one(ADJUST_STOCK, (delta, db_time(now), product_id, delta))
+    return product_from_row(row) if row else None
+
+
+def update_order(tx: Transaction, order: Order, previous_version: int) -> None:
+    a = order.shipping_address
+    tx.execute(
+        UPDATE_ORDER,
+        (
+            order.status,
+            order.total_cents,
+            a.street,
+            a.city,
+            a.state,
+            a.postal_code,
+            a.country,
+            order.tracking_number,
+            order.cancellation_reason,
+            _t(order.shipped_at),
+            _t(order.delivered_at),
+            _t(order.cancelled_at),
+            db_time(order.updated_at),
+            order.version,
+            order.id,
+            previous_version,
+        ),
+    )
+    if tx.rowcount != 1:
+        raise RuntimeError(f"order {order.id} changed under a held lock")
+
+
+def set_line_quantity(
+    tx: Transaction, order_id: str, product_id: str, quantity: int
+) -> None:
+    tx.execute(UPDATE_LINE_QUANTITY, (quantity, order_id, product_id))
+
+
+def add_line(tx: Transaction, order_id: str, line: OrderLine) -> None:
+    line_no = tx.one(NEXT_LINE_NO, (order_id,))[0]
+    tx.execute(
+        INSERT_LINE,
+        (
+            order_id,
+            line.product_id,
+            line.sku,
+            line.name,
+            line.unit_price_cents,
+            line.quantity,
+            line_no,
+        ),
+    )
+
+
+def delete_line(tx: Transaction, order_id: str, product_id: str) -> None:
+    tx.execute(DELETE_LINE, (order_id, product_id))
+
+
+def _t(value: datetime | None) -> str | None:
+    return db_time(value) if value else None

@@ -11,8 +11,17 @@ from shared.http import Request, Response, http_route
 bp = func.Blueprint()
 
 
-@http_route(bp, "GET", "orders/{orderId}", name="get_order", summary="Order detail", tag="orders",
-            query=models.ReadYourWrites, response=models.OrderDetail, errors=(400, 404))
+@http_route(
+    bp,
+    "GET",
+    "orders/{orderId}",
+    name="get_order",
+    summary="Order detail",
+    tag="orders",
+    query=models.ReadYourWrites,
+    response=models.OrderDetail,
+    errors=(400, 404),
+)
 def get_order(request: Request) -> Response:
     order_id = request.route_params["orderId"].lower()
     params: models.ReadYourWrites = request.params

@@ -15,9 +15,13 @@ from shared.http import Response
 POLL_SECONDS = 0.05
 
 
-def read_document(container_name: str, doc_id: str, partition_key: Any) -> dict[str, Any] | None:
+def read_document(
+    container_name: str, doc_id: str, partition_key: Any
+) -> dict[str, Any] | None:
     try:
-        return container(container_name).read_item(item=doc_id, partition_key=partition_key)
+        return container(container_name).read_item(
+            item=doc_id, partition_key=partition_key
+        )
     except CosmosResourceNotFoundError:
         return None
 
@@ -32,7 +36,9 @@ def read_with_min_version(
     """Read; if behind `min_version`, re-read until it catches up or `wait_ms` runs out."""
     deadline = time.monotonic() + wait_ms / 1000
     document = read()
-    while min_version is not None and (document is None or document["version"] < min_version):
+    while min_version is not None and (
+        document is None or document["version"] < min_version
+    ):
         if time.monotonic() >= deadline:
             break
         time.sleep(POLL_SECONDS)

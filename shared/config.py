@@ -23,36 +23,98 @@ class Setting:
     name: str
     description: str
     default: str | None = None
-    azure: str = "required"  # "required" on the Function App, "optional", or "local-only"
+    azure: str = (
+        "required"  # "required" on the Function App, "optional", or "local-only"
+    )
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("SQL_CONNECTION_STRING", "ODBC connection string for SQL Server/Azure SQL with a password "
-            "(local Docker path). Wins over SQL_SERVER.", azure="local-only"),
-    Setting("SQL_SERVER", "Azure SQL server host name; connects with an Entra token from the managed identity."),
+    Setting(
+        "SQL_CONNECTION_STRING",
+        "ODBC connection string for SQL Server/Azure SQL with a password "
+        "(local Docker path). Wins over SQL_SERVER.",
+        azure="local-only",
+    ),
+    Setting(
+        "SQL_SERVER",
+        "Azure SQL server host name; connects with an Entra token from the managed identity.",
+    ),
     Setting("SQL_DATABASE", "Azure SQL database name."),
-    Setting("SQL_DRIVER", "ODBC driver name.", default="ODBC Driver 18 for SQL Server", azure="optional"),
-    Setting("SQLITE_PATH", "Embedded SQLite write database used when no SQL Server is configured.",
-            default=".local/orders.db", azure="local-only"),
-    Setting("EVENT_TRANSPORT", "'eventhubs' (Azure, or the Event Hubs emulator) or 'local' (the local event log).",
-            default="eventhubs", azure="optional"),
-    Setting("EVENTHUB_NAME", "Event hub carrying domain events.", default="domain-events"),
-    Setting("EventHubConnection__fullyQualifiedNamespace", "Event Hubs namespace host name for the "
-            "identity-based connection (trigger and publisher)."),
-    Setting("EventHubConnection", "Event Hubs connection string (emulator only).", azure="local-only"),
-    Setting("LOCAL_EVENT_LOG_PATH", "SQLite file of the local event log (EVENT_TRANSPORT=local).",
-            default=".local/events.db", azure="local-only"),
+    Setting(
+        "SQL_DRIVER",
+        "ODBC driver name.",
+        default="ODBC Driver 18 for SQL Server",
+        azure="optional",
+    ),
+    Setting(
+        "SQLITE_PATH",
+        "Embedded SQLite write database used when no SQL Server is configured.",
+        default=".local/orders.db",
+        azure="local-only",
+    ),
+    Setting(
+        "EVENT_TRANSPORT",
+        "'eventhubs' (Azure, or the Event Hubs emulator) or 'local' (the local event log).",
+        default="eventhubs",
+        azure="optional",
+    ),
+    Setting(
+        "EVENTHUB_NAME", "Event hub carrying domain events.", default="domain-events"
+    ),
+    Setting(
+        "EventHubConnection__fullyQualifiedNamespace",
+        "Event Hubs namespace host name for the "
+        "identity-based connection (trigger and publisher).",
+    ),
+    Setting(
+        "EventHubConnection",
+        "Event Hubs connection string (emulator only).",
+        azure="local-only",
+    ),
+    Setting(
+        "LOCAL_EVENT_LOG_PATH",
+        "SQLite file of the local event log (EVENT_TRANSPORT=local).",
+        default=".local/events.db",
+        azure="local-only",
+    ),
     Setting("COSMOS_ENDPOINT", "Cosmos DB account endpoint."),
-    Setting("COSMOS_KEY", "Cosmos DB key (emulators only; Azure uses RBAC).", azure="local-only"),
-    Setting("COSMOS_DATABASE", "Cosmos DB database of the read models.", default="orders", azure="optional"),
-    Setting("COSMOS_VERIFY_TLS", "Verify the Cosmos endpoint's TLS certificate ('false' only for local "
-            "emulators with self-signed certificates).", default="true", azure="optional"),
-    Setting("DeadLetterStorage__blobServiceUri", "Blob endpoint for dead-lettered events (identity-based)."),
-    Setting("DeadLetterStorage", "Storage connection string for dead letters (emulators only).",
-            azure="local-only"),
-    Setting("AZURE_CLIENT_ID", "Client id of a user-assigned managed identity, if one is used.", azure="optional"),
-    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", "Application Insights connection; telemetry is off "
-            "without it.", azure="optional"),
+    Setting(
+        "COSMOS_KEY",
+        "Cosmos DB key (emulators only; Azure uses RBAC).",
+        azure="local-only",
+    ),
+    Setting(
+        "COSMOS_DATABASE",
+        "Cosmos DB database of the read models.",
+        default="orders",
+        azure="optional",
+    ),
+    Setting(
+        "COSMOS_VERIFY_TLS",
+        "Verify the Cosmos endpoint's TLS certificate ('false' only for local "
+        "emulators with self-signed certificates).",
+        default="true",
+        azure="optional",
+    ),
+    Setting(
+        "DeadLetterStorage__blobServiceUri",
+        "Blob endpoint for dead-lettered events (identity-based).",
+    ),
+    Setting(
+        "DeadLetterStorage",
+        "Storage connection string for dead letters (emulators only).",
+        azure="local-only",
+    ),
+    Setting(
+        "AZURE_CLIENT_ID",
+        "Client id of a user-assigned managed identity, if one is used.",
+        azure="optional",
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "Application Insights connection; telemetry is off without it.",
+        azure="optional",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -27,7 +27,11 @@ def client() -> CosmosClient:
         from shared.identity import credential as entra_credential
 
         credential = entra_credential()
-    return CosmosClient(endpoint, credential=credential, connection_verify=config.get_bool("COSMOS_VERIFY_TLS"))
+    return CosmosClient(
+        endpoint,
+        credential=credential,
+        connection_verify=config.get_bool("COSMOS_VERIFY_TLS"),
+    )
 
 
 def database() -> DatabaseProxy:

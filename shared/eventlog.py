@@ -72,7 +72,9 @@ class LocalEventLog:
                 "INSERT OR IGNORE INTO log_meta (key, value) VALUES ('partition_count', ?)",
                 (str(partition_count),),
             )
-            row = conn.execute("SELECT value FROM log_meta WHERE key = 'partition_count'").fetchone()
+            row = conn.execute(
+                "SELECT value FROM log_meta WHERE key = 'partition_count'"
+            ).fetchone()
         # An existing log keeps the partition count it was created with, as a hub does.
         self.partition_count = int(row[0])
 
@@ -144,13 +146,23 @@ class LocalEventLog:
             raise
         return stored
 
-    def read(self, partition: int | str, after_sequence: int | None, max_count: int) -> list[StoredEvent]:
+    def read(
+        self, partition: int | str, after_sequence: int | None, max_count: int
+    ) -> list[StoredEvent]:
         """Events of one partition after a sequence number (None: from the start)."""
-        rows = self._connect().execute(
-            "SELECT partition, sequence_number, offset, partition_key, body, properties, enqueued_time "
-            "FROM events WHERE partition = ? AND sequence_number > ? ORDER BY sequence_number LIMIT ?",
-            (int(partition), -1 if after_sequence is None else after_sequence, max_count),
-        ).fetchall()
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT partition, sequence_number, offset, partition_key, body, properties, enqueued_time "
+                "FROM events WHERE partition = ? AND sequence_number > ? ORDER BY sequence_number LIMIT ?",
+                (
+                    int(partition),
+                    -1 if after_sequence is None else after_sequence,
+                    max_count,
+                ),
+            )
+            .fetchall()
+        )
         return [
             StoredEvent(
                 row[0],
@@ -166,9 +178,14 @@ class LocalEventLog:
 
     def last_sequence(self, partition: int | str) -> int | None:
         """The newest sequence number in a partition, or None when it is empty."""
-        row = self._connect().execute(
-            "SELECT MAX(sequence_number) FROM events WHERE partition = ?", (int(partition),)
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute(
+                "SELECT MAX(sequence_number) FROM events WHERE partition = ?",
+                (int(partition),),
+            )
+            .fetchone()
+        )
         return row[0]
 
     def close(self) -> None:

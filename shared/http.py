@@ -8,13 +8,12 @@ calls the handler (testable without Azure) and turns its `Response` or
 `ProblemError` into a `func.HttpResponse` carrying `X-Correlation-Id`.
 """
 
-
 import json
 import logging
 import uuid
-from decimal import Decimal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import azure.functions as func
@@ -90,7 +89,11 @@ def problem(error: ProblemError) -> Response:
 def _field_path(loc: tuple[Any, ...]) -> str:
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        path += (
+            f"[{part}]"
+            if isinstance(part, int)
+            else (f".{part}" if path else str(part))
+        )
     return path
 
 
@@ -104,22 +107,36 @@ def validation_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        message = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
-        errors.append(FieldError(_field_path(loc) or "body", _MESSAGES.get(err["type"], message)))
+        message = (
+            str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+        )
+        errors.append(
+            FieldError(_field_path(loc) or "body", _MESSAGES.get(err["type"], message))
+        )
     return errors
 
 
-def parse_body(model: type[BaseModel], body: bytes, content_type: str | None) -> BaseModel:
+def parse_body(
+    model: type[BaseModel], body: bytes, content_type: str | None
+) -> BaseModel:
     """Validate a JSON body against a model; problem errors for size, media type and content."""
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+        raise PayloadTooLarge(
+            f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}."
+        )
     if not body.strip():
-        if model.model_fields and any(f.is_required() for f in model.model_fields.values()):
-            raise ValidationFailed("A JSON body is required.", [FieldError("body", "required")])
+        if model.model_fields and any(
+            f.is_required() for f in model.model_fields.values()
+        ):
+            raise ValidationFailed(
+                "A JSON body is required.", [FieldError("body", "required")]
+            )
         return model()
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise UnsupportedMediaType(f"Send the body as application/json, not {media_type or 'no content type'}.")
+        raise UnsupportedMediaType(
+            f"Send the body as application/json, not {media_type or 'no content type'}."
+        )
     try:
         # Numbers with a fraction become Decimal straight from the JSON text: money is never a float.
         document = json.loads(body, parse_float=Decimal)
@@ -130,14 +147,18 @@ def parse_body(model: type[BaseModel], body: bytes, content_type: str | None) ->
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise ValidationFailed("The body has invalid fields.", validation_errors(exc)) from None
+        raise ValidationFailed(
+            "The body has invalid fields.", validation_errors(exc)
+        ) from None
 
 
 def parse_query(model: type[BaseModel], query: Mapping[str, str]) -> BaseModel:
     try:
         return model.model_validate(dict(query))
     except ValidationError as exc:
-        raise ValidationFailed("The query string has invalid parameters.", validation_errors(exc)) from None
+        raise ValidationFailed(
+            "The query string has invalid parameters.", validation_errors(exc)
+        ) from None
 
 
 def correlation_id_of(headers: Mapping[str, str]) -> str:
@@ -148,7 +169,9 @@ def correlation_id_of(headers: Mapping[str, str]) -> str:
     return str(uuid.uuid4())
 
 
-def handle(spec: RouteSpec, handler: Callable[[Request], Response], req: func.HttpRequest) -> func.HttpResponse:
+def handle(
+    spec: RouteSpec, handler: Callable[[Request], Response], req: func.HttpRequest
+) -> func.HttpResponse:
     """Run one request through parsing, the handler and error mapping."""
     headers = {k.lower(): v for k, v in req.headers.items()}
     correlation_id = correlation_id_of(headers)
@@ -165,7 +188,9 @@ def handle(spec: RouteSpec, handler: Callable[[Request], Response], req: func.Ht
         if spec.body is not None:
             request.body = parse_body(spec.body, body, headers.get("content-type"))
         elif len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+            raise PayloadTooLarge(
+                f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}."
+            )
         if spec.query is not None:
             request.params = parse_query(spec.query, request.query)
         response = handler(request)
@@ -175,13 +200,23 @@ def handle(spec: RouteSpec, handler: Callable[[Request], Response], req: func.Ht
         response = problem(error)
     except Exception:
         log.exception("%s failed with an unexpected error", spec.name)
-        response = problem(ProblemError("An unexpected error occurred; it has been logged."))
+        response = problem(
+            ProblemError("An unexpected error occurred; it has been logged.")
+        )
     out_headers = {**response.headers, "X-Correlation-Id": correlation_id}
     if response.body is None:
         return func.HttpResponse(status_code=response.status, headers=out_headers)
-    payload = response.body if isinstance(response.body, str | bytes) else dumps(response.body)
+    payload = (
+        response.body
+        if isinstance(response.body, str | bytes)
+        else dumps(response.body)
+    )
     return func.HttpResponse(
-        payload, status_code=response.status, headers=out_headers, mimetype=response.content_type, charset="utf-8"
+        payload,
+        status_code=response.status,
+        headers=out_headers,
+        mimetype=response.content_type,
+        charset="utf-8",
     )
 
 
@@ -196,17 +231,28 @@ def http_route(
     **contract: Any,
 ) -> Callable[[Callable[[Request], Response]], Callable[[Request], Response]]:
     """Register `handler` as an HTTP function on `bp` and record its contract."""
-    spec = RouteSpec(name=name, method=method.upper(), path=path, summary=summary, tag=tag, **contract)
+    spec = RouteSpec(
+        name=name,
+        method=method.upper(),
+        path=path,
+        summary=summary,
+        tag=tag,
+        **contract,
+    )
     ROUTES.append(spec)
     auth = func.AuthLevel.ANONYMOUS if spec.anonymous else func.AuthLevel.FUNCTION
 
-    def register(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    def register(
+        handler: Callable[[Request], Response],
+    ) -> Callable[[Request], Response]:
         def entry(req: func.HttpRequest) -> func.HttpResponse:
             return handle(spec, handler, req)
 
         entry.__name__ = entry.__qualname__ = name
         methods = None if spec.method == "ANY" else [spec.method]  # None: every method
-        bp.function_name(name)(bp.route(route=path, methods=methods, auth_level=auth)(entry))
+        bp.function_name(name)(
+            bp.route(route=path, methods=methods, auth_level=auth)(entry)
+        )
         return handler
 
     return register

@@ -10,4 +10,6 @@ from shared import config
 @cache
 def credential() -> DefaultAzureCredential:
     # A user-assigned identity must be named; DefaultAzureCredential picks it from this id.
-    return DefaultAzureCredential(managed_identity_client_id=config.get("AZURE_CLIENT_ID"))
+    return DefaultAzureCredential(
+        managed_identity_client_id=config.get("AZURE_CLIENT_ID")
+    )

@@ -18,9 +18,17 @@ from shared.http import ROUTES, RouteSpec
 TITLE = "Orders API"
 VERSION = "1.0.0"
 
-_STATUS_TEXT = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Business rule refused",
-                412: "Version mismatch (If-Match)", 413: "Body too large", 415: "Body is not application/json",
-                422: "Idempotency-Key reused with another request", 503: "A dependency is unavailable"}
+_STATUS_TEXT = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Business rule refused",
+    412: "Version mismatch (If-Match)",
+    413: "Body too large",
+    415: "Body is not application/json",
+    422: "Idempotency-Key reused with another request",
+    503: "A dependency is unavailable",
+}
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -35,7 +43,10 @@ PROBLEM_SCHEMA = {
             "items": {
                 "type": "object",
                 "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                },
             },
         },
     },
@@ -58,12 +69,40 @@ def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
     if spec.query is not None:
         for name, field in spec.query.model_fields.items():
             schema = spec.query.model_json_schema()["properties"][name]
-            params.append({"name": name, "in": "query", "required": field.is_required(), "schema": schema})
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": field.is_required(),
+                    "schema": schema,
+                }
+            )
     if spec.idempotent:
-        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}})
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            }
+        )
     if spec.conditional:
-        params.append({"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}})
-    params.append({"name": "X-Correlation-Id", "in": "header", "required": False, "schema": {"type": "string"}})
+        params.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            }
+        )
+    params.append(
+        {
+            "name": "X-Correlation-Id",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+        }
+    )
     return params
 
 
@@ -84,31 +123,50 @@ def build_document() -> dict[str, Any]:
         if spec.body is not None and spec.body.model_fields:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _schema(spec.body, components)}},
+                "content": {
+                    "application/json": {"schema": _schema(spec.body, components)}
+                },
             }
-        success: dict[str, Any] = {"description": "Accepted" if spec.status == 202 else "OK"}
+        success: dict[str, Any] = {
+            "description": "Accepted" if spec.status == 202 else "OK"
+        }
         if spec.response is not None:
-            success["content"] = {spec.content_type: {"schema": _schema(spec.response, components)}}
+            success["content"] = {
+                spec.content_type: {"schema": _schema(spec.response, components)}
+            }
         elif spec.content_type != "application/json":
             success["content"] = {spec.content_type: {"schema": {"type": "object"}}}
         operation["responses"][str(spec.status)] = success
         for status in spec.errors:
             operation["responses"][str(status)] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                "content": {
+                    "application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/Problem"}
+                    }
+                },
             }
         if spec.anonymous:
             operation["security"] = []
         paths.setdefault(path, {})[spec.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION,
-                 "description": "CQRS order management: commands write Azure SQL, queries read Cosmos DB."},
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "CQRS order management: commands write Azure SQL, queries read Cosmos DB.",
+        },
         "servers": [{"url": "/api"}],
         "paths": paths,
         "components": {
             "schemas": dict(sorted(components.items())),
-            "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
+            "securitySchemes": {
+                "functionKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-functions-key",
+                }
+            },
         },
         "security": [{"functionKey": []}],
     }

@@ -18,7 +18,9 @@ bp = func.Blueprint()
 
 class HealthParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    deep: Annotated[bool, Field(description="Also check SQL, Cosmos DB and the event transport")] = False
+    deep: Annotated[
+        bool, Field(description="Also check SQL, Cosmos DB and the event transport")
+    ] = False
 
 
 class Health(BaseModel):
@@ -47,8 +49,18 @@ def _check_events() -> None:
 CHECKS = {"sql": _check_sql, "cosmos": _check_cosmos, "events": _check_events}
 
 
-@http_route(bp, "GET", "health", name="health", summary="Liveness; ?deep=true checks dependencies", tag="operations",
-            query=HealthParams, response=Health, errors=(400, 503), anonymous=True)
+@http_route(
+    bp,
+    "GET",
+    "health",
+    name="health",
+    summary="Liveness; ?deep=true checks dependencies",
+    tag="operations",
+    query=HealthParams,
+    response=Health,
+    errors=(400, 503),
+    anonymous=True,
+)
 def health(request: Request) -> Response:
     if not request.params.deep:
         return Response({"status": "healthy"})
@@ -57,19 +69,34 @@ def health(request: Request) -> Response:
         started = time.perf_counter()
         try:
             check()
-            checks[name] = {"status": "healthy", "ms": round((time.perf_counter() - started) * 1000, 1)}
+            checks[name] = {
+                "status": "healthy",
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
         except Exception as exc:  # noqa: BLE001 - any failure of a dependency is "unhealthy", reported
             healthy = False
-            checks[name] = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"[:300]}
+            checks[name] = {
+                "status": "unhealthy",
+                "error": f"{type(exc).__name__}: {exc}"[:300],
+            }
     body = {"status": "healthy" if healthy else "unhealthy", "checks": checks}
     if not healthy:
         error = ServiceUnavailable("A dependency is unhealthy.")
-        return Response({**error.as_json(), **body}, 503, content_type="application/problem+json")
+        return Response(
+            {**error.as_json(), **body}, 503, content_type="application/problem+json"
+        )
     return Response(body)
 
 
-@http_route(bp, "GET", "openapi.json", name="openapi", summary="This API's OpenAPI 3.1 document", tag="operations",
-            anonymous=True)
+@http_route(
+    bp,
+    "GET",
+    "openapi.json",
+    name="openapi",
+    summary="This API's OpenAPI 3.1 document",
+    tag="operations",
+    anonymous=True,
+)
 def openapi_document(request: Request) -> Response:
     return Response(openapi.build_document())
 
@@ -79,12 +106,28 @@ def _template_regex(path: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$", re.IGNORECASE)
 
 
-@http_route(bp, "ANY", "{*path}", name="route_fallback", summary="Unknown route", tag="operations", anonymous=True)
+@http_route(
+    bp,
+    "ANY",
+    "{*path}",
+    name="route_fallback",
+    summary="Unknown route",
+    tag="operations",
+    anonymous=True,
+)
 def route_fallback(request: Request) -> Response:
     """Reached only when no route matched: 405 if the path exists with other methods, else 404."""
     path = request.route_params.get("path", "")
-    allowed = sorted({s.method for s in ROUTES if s.method != "ANY" and _template_regex(s.path).match(path)})
+    allowed = sorted(
+        {
+            s.method
+            for s in ROUTES
+            if s.method != "ANY" and _template_regex(s.path).match(path)
+        }
+    )
     if allowed:
-        raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(allowed)}.",
-                               headers={"Allow": ", ".join(allowed)})
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+            headers={"Allow": ", ".join(allowed)},
+        )
     raise NotFound(f"No route /api/{path}.")

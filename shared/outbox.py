@@ -63,14 +63,19 @@ def record(tx: Transaction, events: Sequence[Event]) -> list[Event]:
 
 
 def _events(rows: Sequence[tuple]) -> list[Event]:
-    return [Event.from_bytes(payload.encode("utf-8")).with_position(int(position)) for position, payload in rows]
+    return [
+        Event.from_bytes(payload.encode("utf-8")).with_position(int(position))
+        for position, payload in rows
+    ]
 
 
 def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _publish_rows(db: Database, publisher: EventPublisher, rows: Sequence[tuple]) -> int:
+def _publish_rows(
+    db: Database, publisher: EventPublisher, rows: Sequence[tuple]
+) -> int:
     if not rows:
         return 0
     events = _events(rows)
@@ -78,26 +83,45 @@ def _publish_rows(db: Database, publisher: EventPublisher, rows: Sequence[tuple]
     positions = [e.position for e in events]
     # Marked sent only after the transport accepted them: a crash in between means
     # a re-send (at least once), never a loss.
-    db.run(lambda tx: tx.execute(MARK_SENT.format(_placeholders(len(positions))), [db_time(utcnow()), *positions]))
+    db.run(
+        lambda tx: tx.execute(
+            MARK_SENT.format(_placeholders(len(positions))),
+            [db_time(utcnow()), *positions],
+        )
+    )
     return len(events)
 
 
-def publish_pending(db: Database, publisher: EventPublisher, events: Sequence[Event]) -> bool:
+def publish_pending(
+    db: Database, publisher: EventPublisher, events: Sequence[Event]
+) -> bool:
     """Publish what a command just committed. False (and logged) when the transport failed."""
     positions = [e.position for e in events]
     if not positions:
         return True
     try:
-        rows = db.run(lambda tx: tx.all(SELECT_BY_POSITION.format(_placeholders(len(positions))), positions))
+        rows = db.run(
+            lambda tx: tx.all(
+                SELECT_BY_POSITION.format(_placeholders(len(positions))), positions
+            )
+        )
         _publish_rows(db, publisher, rows)
         return True
     except Exception:
-        log.exception("publishing %d event(s) failed; the outbox relay will publish them", len(positions))
+        log.exception(
+            "publishing %d event(s) failed; the outbox relay will publish them",
+            len(positions),
+        )
         return False
 
 
-def relay(db: Database, publisher: EventPublisher, *, min_age: timedelta = timedelta(seconds=5),
-          batch_size: int = 500) -> int:
+def relay(
+    db: Database,
+    publisher: EventPublisher,
+    *,
+    min_age: timedelta = timedelta(seconds=5),
+    batch_size: int = 500,
+) -> int:
     """Publish unsent events older than `min_age` (left by a crash or outage), oldest first."""
     cutoff = db_time(utcnow() - min_age)
     total = 0

@@ -36,7 +36,9 @@ class EventHubsPublisher:
 
         hub = config.get("EVENTHUB_NAME")
         if conn_str := config.get("EventHubConnection"):
-            producer = EventHubProducerClient.from_connection_string(conn_str, eventhub_name=hub)
+            producer = EventHubProducerClient.from_connection_string(
+                conn_str, eventhub_name=hub
+            )
         else:
             from shared.identity import credential
 
@@ -79,7 +81,12 @@ class LocalLogPublisher:
         from shared.eventlog import OutgoingEvent
 
         ordered = sorted(events, key=lambda e: e.position or 0)
-        self.log.append([OutgoingEvent(e.to_bytes(), e.partition_key, e.properties()) for e in ordered])
+        self.log.append(
+            [
+                OutgoingEvent(e.to_bytes(), e.partition_key, e.properties())
+                for e in ordered
+            ]
+        )
 
     def check(self) -> None:
         self.log.last_sequence(0)
@@ -88,5 +95,8 @@ class LocalLogPublisher:
 @cache
 def publisher() -> EventPublisher:
     if config.get("EVENT_TRANSPORT") == "local":
-        return LocalLogPublisher(config.get("LOCAL_EVENT_LOG_PATH"), config.topology()["eventHub"]["partitionCount"])
+        return LocalLogPublisher(
+            config.get("LOCAL_EVENT_LOG_PATH"),
+            config.topology()["eventHub"]["partitionCount"],
+        )
     return EventHubsPublisher.from_settings()

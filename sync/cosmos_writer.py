@@ -19,13 +19,23 @@ from azure.cosmos.exceptions import (
 MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
 
 
-def write_if_newer(container: ContainerProxy, document: dict[str, Any], partition_key: Any,
-                   guarded: tuple[str, ...], version_field: str = "version") -> bool:
+def write_if_newer(
+    container: ContainerProxy,
+    document: dict[str, Any],
+    partition_key: Any,
+    guarded: tuple[str, ...],
+    version_field: str = "version",
+) -> bool:
     """Create the document, or update its `guarded` fields if its version is older. True if written."""
     version = int(document[version_field])
-    operations = [{"op": "set", "path": f"/{name}", "value": document[name]} for name in (*guarded, version_field)]
+    operations = [
+        {"op": "set", "path": f"/{name}", "value": document[name]}
+        for name in (*guarded, version_field)
+    ]
     if len(operations) > MAX_PATCH_OPERATIONS:
-        raise ValueError(f"{len(operations)} patch operations; Cosmos DB allows {MAX_PATCH_OPERATIONS}")
+        raise ValueError(
+            f"{len(operations)} patch operations; Cosmos DB allows {MAX_PATCH_OPERATIONS}"
+        )
     if version == 1:
         # A first version is almost always new: create first, one request on the common path.
         try:

@@ -12,4 +12,6 @@ def project_order_detail(events: list[Event]) -> None:
     orders = container(order_detail.CONTAINER)
     for order_id, event in order_detail.newest_per_document(events).items():
         document = order_detail.order_document(event)
-        write_if_newer(orders, document, order_id, guarded=("customerId", "order", "metadata"))
+        write_if_newer(
+            orders, document, order_id, guarded=("customerId", "order", "metadata")
+        )

@@ -30,27 +30,47 @@ def test_every_declared_route_is_an_http_function_with_method_and_auth():
             assert "methods" not in http
         else:
             assert http["methods"] == [spec.method]
-        assert http["authLevel"].lower() == ("anonymous" if spec.anonymous else "function")  # host reads it case-insensitively
-        out = [b for b in bindings(spec.name) if b["type"] == "http" and b["direction"] == "OUT"]
+        assert http["authLevel"].lower() == (
+            "anonymous" if spec.anonymous else "function"
+        )  # host reads it case-insensitively
+        out = [
+            b
+            for b in bindings(spec.name)
+            if b["type"] == "http" and b["direction"] == "OUT"
+        ]
         assert out and out[0]["name"] == "$return"
 
 
 def test_only_health_openapi_and_the_fallback_are_anonymous():
-    assert {s.name for s in ROUTES if s.anonymous} == {"health", "openapi", "route_fallback"}
+    assert {s.name for s in ROUTES if s.anonymous} == {
+        "health",
+        "openapi",
+        "route_fallback",
+    }
 
 
 def test_event_hub_triggers_have_hub_connection_distinct_consumer_groups_and_batches():
-    hubs = {name: trigger(name) for name in FUNCTIONS if trigger(name)["type"] == "eventHubTrigger"}
+    hubs = {
+        name: trigger(name)
+        for name in FUNCTIONS
+        if trigger(name)["type"] == "eventHubTrigger"
+    }
     assert hubs, "no projection functions"
     groups = [t["consumerGroup"] for t in hubs.values()]
-    assert len(groups) == len(set(groups)), "each projection needs its own consumer group"
+    assert len(groups) == len(set(groups)), (
+        "each projection needs its own consumer group"
+    )
     assert set(groups) <= set(config.topology()["eventHub"]["consumerGroups"])
     for name, t in hubs.items():
         assert t["eventHubName"] == "%EVENTHUB_NAME%", name
         assert t["connection"] == "EventHubConnection", name
         assert t["cardinality"].lower() == "many", name
         retry = FUNCTIONS[name].get_settings_dict("retry_policy")
-        assert retry and retry["strategy"] == "exponential_backoff" and int(retry["max_retry_count"]) >= 3
+        assert (
+            retry
+            and retry["strategy"] == "exponential_backoff"
+            and int(retry["max_retry_count"]) >= 3
+        )
 
 
 def test_outbox_relay_is_a_timer_with_a_six_field_schedule():

@@ -35,10 +35,18 @@ def test_tsql_statement_parses(statement):
     assert len(parsed) == 1 and parsed[0] is not None
 
 
-BATCHES = [(path.name, batch) for path in migration_files("tsql") for batch in split_batches(path.read_text(), "tsql")]
+BATCHES = [
+    (path.name, batch)
+    for path in migration_files("tsql")
+    for batch in split_batches(path.read_text(), "tsql")
+]
 
 
-@pytest.mark.parametrize(("file", "batch"), BATCHES, ids=[f"{f}:{b.splitlines()[-1][:40]}" for f, b in BATCHES])
+@pytest.mark.parametrize(
+    ("file", "batch"),
+    BATCHES,
+    ids=[f"{f}:{b.splitlines()[-1][:40]}" for f, b in BATCHES],
+)
 def test_migration_batch_parses_as_tsql(file, batch):
     try:
         parsed = sqlglot.parse(batch, read="tsql")

@@ -39,17 +39,48 @@ class Sql:
     sqlite: str | None = None
 
     def __post_init__(self) -> None:
-        ALL_STATEMENTS.append(self)  # every T-SQL text is parsed by sqlglot in the tests
+        ALL_STATEMENTS.append(
+            self
+        )  # every T-SQL text is parsed by sqlglot in the tests
 
     def text(self, dialect: str) -> str:
-        return self.sqlite if dialect == "sqlite" and self.sqlite is not None else self.tsql
+        return (
+            self.sqlite
+            if dialect == "sqlite" and self.sqlite is not None
+            else self.tsql
+        )
 
 
 # Azure SQL transient errors worth a retry (learn.microsoft.com: "Troubleshoot transient
 # connection errors"), plus deadlock victim (1205) and lock timeout (1222).
 TRANSIENT_SQL_ERRORS = frozenset(
-    {1205, 1222, 4060, 4221, 10053, 10054, 10060, 10928, 10929, 18456, 40143, 40197, 40501, 40540, 40613,
-     40615, 42108, 42109, 49918, 49919, 49920, 233, 64, 121, 20}
+    {
+        1205,
+        1222,
+        4060,
+        4221,
+        10053,
+        10054,
+        10060,
+        10928,
+        10929,
+        18456,
+        40143,
+        40197,
+        40501,
+        40540,
+        40613,
+        40615,
+        42108,
+        42109,
+        49918,
+        49919,
+        49920,
+        233,
+        64,
+        121,
+        20,
+    }
 )
 _SQLSTATE_TRANSIENT = ("08S01", "08001", "HYT00", "HYT01", "40001")
 
@@ -141,7 +172,13 @@ class Database:
                 if self.dialect != "sqlite":
                     self._discard()  # a transient fault may have broken the connection
                 delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
-                log.warning("transient SQL error (attempt %d/%d), retrying in %.2fs: %s", attempt, attempts, delay, exc)
+                log.warning(
+                    "transient SQL error (attempt %d/%d), retrying in %.2fs: %s",
+                    attempt,
+                    attempts,
+                    delay,
+                    exc,
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -158,7 +195,9 @@ def is_unique_violation(exc: Exception, dialect: str) -> bool:
     if dialect == "sqlite":
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
     # 2627: unique constraint, 2601: unique index
-    return type(exc).__name__ == "IntegrityError" and any(n in str(exc) for n in ("2627", "2601"))
+    return type(exc).__name__ == "IntegrityError" and any(
+        n in str(exc) for n in ("2627", "2601")
+    )
 
 
 def is_transient_pyodbc_error(exc: Exception) -> bool:
@@ -192,7 +231,9 @@ def from_db_time(value: Any) -> datetime | None:
 def _sqlite_connect(path: str) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -222,7 +263,9 @@ class _SqliteConnection:
         self._conn.close()
 
 
-SQL_COPT_SS_ACCESS_TOKEN = 1256  # msodbcsql.h: pass an Entra access token instead of a password
+SQL_COPT_SS_ACCESS_TOKEN = (
+    1256  # msodbcsql.h: pass an Entra access token instead of a password
+)
 
 
 def _token_struct(token: str) -> bytes:
@@ -238,9 +281,13 @@ def _pyodbc_connect(connection_string: str, use_token: bool) -> Callable[[], Any
         if use_token:
             from shared.identity import credential
 
-            token = credential().get_token("https://database.windows.net/.default").token
+            token = (
+                credential().get_token("https://database.windows.net/.default").token
+            )
             attrs[SQL_COPT_SS_ACCESS_TOKEN] = _token_struct(token)
-        return pyodbc.connect(connection_string, attrs_before=attrs, autocommit=False, timeout=30)
+        return pyodbc.connect(
+            connection_string, attrs_before=attrs, autocommit=False, timeout=30
+        )
 
     return connect
 
@@ -258,6 +305,8 @@ def database() -> Database:
     if conn_str := config.get("SQL_CONNECTION_STRING"):
         return Database(_pyodbc_connect(conn_str, use_token=False), "tsql")
     if server := config.get("SQL_SERVER"):
-        conn_str = azure_sql_connection_string(server, config.get("SQL_DATABASE") or "", config.get("SQL_DRIVER"))
+        conn_str = azure_sql_connection_string(
+            server, config.get("SQL_DATABASE") or "", config.get("SQL_DRIVER")
+        )
         return Database(_pyodbc_connect(conn_str, use_token=True), "tsql")
     return Database(_sqlite_connect(config.get("SQLITE_PATH")), "sqlite")

@@ -44,7 +44,9 @@ def split_batches(script: str, dialect: str) -> list[str]:
 
 
 def _only_comments(text: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+    return all(
+        not line.strip() or line.strip().startswith("--") for line in text.splitlines()
+    )
 
 
 def apply_migrations(db: Database | None = None) -> list[str]:
@@ -60,7 +62,10 @@ def apply_migrations(db: Database | None = None) -> list[str]:
                 return False
             for batch in split_batches(path.read_text(), db.dialect):
                 tx.execute(batch)
-            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, db_time(utcnow())))
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, db_time(utcnow())),
+            )
             return True
 
         if db.run(apply):
@@ -71,7 +76,9 @@ def apply_migrations(db: Database | None = None) -> list[str]:
 def main() -> int:
     logging.basicConfig(level=logging.INFO)
     applied = apply_migrations()
-    print(f"applied: {', '.join(applied) if applied else 'nothing (schema up to date)'}")
+    print(
+        f"applied: {', '.join(applied) if applied else 'nothing (schema up to date)'}"
+    )
     return 0
 
 
