@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from shared.errors import Conflict, FieldError, ValidationFailed
-
-CENT = Decimal("0.01")
+from shared.money import from_cents
 
 OPEN_STATUSES = ("placed", "shipped")
 
@@ -23,14 +21,6 @@ TRANSITIONS = {
     "deliver": ("shipped", "delivered"),
     "cancel": ("placed", "cancelled"),
 }
-
-
-def to_cents(amount: Decimal) -> int:
-    return int((amount / CENT).to_integral_value())
-
-
-def from_cents(cents: int) -> Decimal:
-    return (Decimal(cents) * CENT).quantize(CENT)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -21,7 +21,7 @@ from shared.encoding import dumps
 from shared.errors import IdempotencyKeyReused, PreconditionFailed, ValidationFailed
 from shared.events import Event
 from shared.http import Request, Response
-from shared.publisher import publisher
+from shared.publisher import EventPublisher, publisher
 from shared.sql.db import Database, Sql, Transaction, database, db_time, utcnow
 
 SELECT_IDEMPOTENCY = Sql(
@@ -120,6 +120,7 @@ def execute(
     route: str,
     decide: Callable[[Transaction, CommandContext], Outcome],
     db: Database | None = None,
+    events_to: EventPublisher | None = None,
 ) -> Response:
     db = db or database()
     key = request.header("idempotency-key")
@@ -161,5 +162,5 @@ def execute(
             raise
         # A concurrent request with the same key committed first: answer as it did.
         response, events = db.run(work)
-    outbox.publish_pending(db, publisher(), events)
+    outbox.publish_pending(db, events_to or publisher(), events)
     return response

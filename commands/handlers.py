@@ -20,11 +20,11 @@ from commands.domain import (
     check_transition,
     merge_lines,
     require_placed,
-    to_cents,
 )
 from commands.execution import CommandContext, Outcome, accepted
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from shared.events import Event
+from shared.money import to_cents
 from shared.sql.db import Transaction
 
 
@@ -312,6 +312,7 @@ def _order_changed(
     after: Order,
     event_type: str,
     extra_events: tuple = (),
+    removed_product_id: str | None = None,
     **response_fields: object,
 ) -> Outcome:
     repository.update_order(tx, after, before.version)
@@ -322,7 +323,9 @@ def _order_changed(
         after.id,
         after.version,
         after.customer_id,
-        {"order": after.state(), "customer": customer.snapshot()},
+        {"order": after.state(), "customer": customer.snapshot()}
+        # Order events carry state; a removed line is gone from it, so name it for projections.
+        | ({"removedProductId": removed_product_id} if removed_product_id else {}),
     )
     response = accepted(
         f"/api/orders/{after.id}", after.id, after.version, **response_fields
@@ -430,6 +433,7 @@ def remove_item(
         after,
         "OrderItemRemoved",
         (_stock_event(ctx, "ProductStockReleased", product, order.id),),
+        removed_product_id=product_id,
         total=after.state()["total"],
     )
 

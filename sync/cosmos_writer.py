@@ -1,12 +1,14 @@
-"""Version-guarded writes to Cosmos DB: a stale or repeated event changes nothing.
+"""Carrying out projection writes against Cosmos DB, version-guarded, without read-before-write.
 
-No read before write: a new document is created (409 if it exists), an existing
-one is patched with a filter predicate on its version (412 if the document is
-already at that version or newer).
+An `Upsert` patches the document with a filter predicate on its guard field
+(412: already at this version or newer, nothing to do) and creates it when it
+does not exist (404 -> create; 409 on a concurrent create -> patch again). A
+first version tries the create first: one request on the common path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from azure.cosmos import ContainerProxy
@@ -16,48 +18,112 @@ from azure.cosmos.exceptions import (
     CosmosResourceNotFoundError,
 )
 
+from shared.cosmos import container_specs
+from sync.writes import FanOut, Upsert, Write, merge_snapshot
+
 MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
 
 
-def write_if_newer(
-    container: ContainerProxy,
-    document: dict[str, Any],
-    partition_key: Any,
-    guarded: tuple[str, ...],
-    version_field: str = "version",
-) -> bool:
-    """Create the document, or update its `guarded` fields if its version is older. True if written."""
-    version = int(document[version_field])
-    operations = [
-        {"op": "set", "path": f"/{name}", "value": document[name]}
-        for name in (*guarded, version_field)
-    ]
-    if len(operations) > MAX_PATCH_OPERATIONS:
-        raise ValueError(
-            f"{len(operations)} patch operations; Cosmos DB allows {MAX_PATCH_OPERATIONS}"
-        )
-    if version == 1:
-        # A first version is almost always new: create first, one request on the common path.
-        try:
-            container.create_item(document)
-            return True
-        except CosmosResourceExistsError:
-            pass
-    for _ in range(3):
+class CosmosWriter:
+    """Executes writes; counts the requests it makes (for the benchmark and the logs)."""
+
+    def __init__(self, containers: Callable[[str], ContainerProxy]) -> None:
+        self._containers = containers
+        self.requests = 0
+
+    def execute(self, write: Write) -> None:
+        if isinstance(write, FanOut):
+            self._fan_out(write)
+        else:
+            self._upsert(write)
+
+    def _guarded_patch(
+        self,
+        container: ContainerProxy,
+        doc_id: str,
+        pk: Any,
+        guard: str,
+        version: int,
+        fields: dict,
+    ) -> bool:
+        operations = [
+            {"op": "set", "path": f"/{k}", "value": v}
+            for k, v in {**fields, guard: version}.items()
+        ]
+        if len(operations) > MAX_PATCH_OPERATIONS:
+            raise ValueError(
+                f"{len(operations)} patch operations; Cosmos DB allows {MAX_PATCH_OPERATIONS}"
+            )
+        self.requests += 1
         try:
             container.patch_item(
-                item=document["id"],
-                partition_key=partition_key,
+                item=doc_id,
+                partition_key=pk,
                 patch_operations=operations,
-                filter_predicate=f"FROM c WHERE NOT IS_DEFINED(c.{version_field}) OR c.{version_field} < {version}",
+                filter_predicate=f"FROM c WHERE NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)}",
             )
             return True
         except CosmosAccessConditionFailedError:
-            return False  # already at this version or newer
-        except CosmosResourceNotFoundError:
+            return False  # already at this version or newer: a repeat or a stale event
+
+    def _create(self, container: ContainerProxy, write: Upsert) -> bool:
+        snapshot = None
+        if write.snapshot_of:
+            name, doc_id, pk = write.snapshot_of
+            self.requests += 1
             try:
-                container.create_item(document)
-                return True
-            except CosmosResourceExistsError:
-                continue  # created concurrently: patch it under the guard
-    raise RuntimeError(f"could not write {document['id']} after concurrent creates")
+                snapshot = self._containers(name).read_item(doc_id, partition_key=pk)
+            except CosmosResourceNotFoundError:
+                snapshot = None
+        self.requests += 1
+        try:
+            container.create_item(merge_snapshot(write, snapshot))
+            return True
+        except CosmosResourceExistsError:
+            return False
+
+    def _upsert(self, write: Upsert) -> None:
+        container = self._containers(write.container)
+        if write.version == 1 and self._create(container, write):
+            return
+        for _ in range(3):
+            try:
+                self._guarded_patch(
+                    container,
+                    write.id,
+                    write.partition_key,
+                    write.guard,
+                    write.version,
+                    write.fields,
+                )
+                return
+            except CosmosResourceNotFoundError:
+                if self._create(container, write):
+                    return
+        raise RuntimeError(
+            f"could not write {write.container}/{write.id}: it keeps appearing and vanishing"
+        )
+
+    def _fan_out(self, write: FanOut) -> None:
+        container = self._containers(write.container)
+        pk_field = container_specs()[write.container]["partitionKey"].lstrip("/")
+        self.requests += 1
+        rows = list(
+            container.query_items(
+                f"SELECT c.id, c.{pk_field} AS pk FROM c WHERE c.{write.match_field} = @value",
+                parameters=[{"name": "@value", "value": write.match_value}],
+                enable_cross_partition_query=True,
+            )
+        )
+        for row in rows:
+            try:
+                self._guarded_patch(
+                    container,
+                    row["id"],
+                    row["pk"],
+                    write.guard,
+                    write.version,
+                    write.fields,
+                )
+            except CosmosResourceNotFoundError:
+                continue  # deleted meanwhile (a rebuild): nothing to update

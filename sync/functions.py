@@ -1,32 +1,74 @@
-"""The projections' Event Hub triggers: one consumer group per projection, batches, retry."""
+"""The projections' Event Hub triggers: one function and consumer group per projection."""
 
 from __future__ import annotations
 
+import typing
+
 import azure.functions as func
 
-from sync import projections, runner
+from shared.cosmos import container
+from sync.cosmos_writer import CosmosWriter
+from sync.dead_letters import dead_letters
+from sync.projections import PROJECTIONS, consumer_group
+from sync.runner import Delivery, process
 
 bp = func.Blueprint()
 
-EVENT_HUB = "%EVENTHUB_NAME%"
-CONNECTION = "EventHubConnection"
+MAX_RETRIES = 5
 
 
-@bp.function_name("order_detail_projection")
-@bp.retry(
-    strategy="exponential_backoff",
-    max_retry_count="5",
-    minimum_interval="00:00:01",
-    maximum_interval="00:00:30",
-)
-@bp.event_hub_message_trigger(
-    arg_name="events",
-    event_hub_name=EVENT_HUB,
-    connection=CONNECTION,
-    consumer_group="order-detail",
-    cardinality="many",
-)
-def order_detail_projection(events: list[func.EventHubEvent]) -> None:
-    runner.run(
-        "order-detail", projections.project_order_detail, [e.get_body() for e in events]
+def deliveries(events: typing.List[func.EventHubEvent]) -> list[Delivery]:  # noqa: UP006
+    partition = "0"
+    if events and events[0].metadata:
+        partition = str(
+            (events[0].metadata.get("PartitionContext") or {}).get(
+                "PartitionId", partition
+            )
+        )
+    return [
+        Delivery(e.get_body(), partition, e.sequence_number, e.offset, e.enqueued_time)
+        for e in events
+    ]
+
+
+def is_final_attempt(context: func.Context) -> bool:
+    retry = getattr(context, "retry_context", None)
+    return retry is None or retry.retry_count >= retry.max_retry_count
+
+
+def register(projection: str) -> None:
+    plan = PROJECTIONS[projection]
+    name = projection.replace("-", "_") + "_projection"
+
+    # The worker checks this annotation as typing.List (a builtin list[...] fails its check).
+    def handler(events: typing.List[func.EventHubEvent], context: func.Context) -> None:  # noqa: UP006
+        process(
+            projection,
+            plan,
+            deliveries(events),
+            CosmosWriter(container),
+            dead_letters(),
+            final_attempt=is_final_attempt(context),
+        )
+
+    handler.__name__ = handler.__qualname__ = name
+    bp.function_name(name)(
+        bp.retry(
+            strategy="exponential_backoff",
+            max_retry_count=str(MAX_RETRIES),
+            minimum_interval="00:00:01",
+            maximum_interval="00:00:30",
+        )(
+            bp.event_hub_message_trigger(
+                arg_name="events",
+                event_hub_name="%EVENTHUB_NAME%",
+                connection="EventHubConnection",
+                consumer_group=consumer_group(projection),
+                cardinality="many",
+            )(handler)
+        )
     )
+
+
+for _projection in PROJECTIONS:
+    register(_projection)

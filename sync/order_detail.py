@@ -1,8 +1,10 @@
-"""Order detail projection: one document per order, point-read by id. Pure code, no I/O.
+"""Order detail projection: one document per order in `orders` (partition key /id). Pure.
 
-Order events carry the order's whole state, so the document for an order is a
-function of its newest event alone: applying events in any order, any number of
-times, converges on the state of the highest version.
+The order part of a document is guarded by the order's version; the customer
+part (name, email, search text) by the customer's version, so a rename reaches
+every order of the customer and an older rename never wins. The projection
+keeps the newest customer snapshot it has seen, so an order whose placement
+is processed after a rename still gets the new name.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from shared.events import Event
+from sync.writes import FanOut, Upsert, Write
 
+NAME = "order-detail"
 CONTAINER = "orders"
+STATE_CONTAINER = "projection-state"
 ORDER_EVENTS = frozenset(
     {
         "OrderPlaced",
@@ -23,41 +28,84 @@ ORDER_EVENTS = frozenset(
         "OrderCancelled",
     }
 )
+CUSTOMER_EVENTS = frozenset({"CustomerRegistered", "CustomerChanged"})
 
 
 def metadata(event: Event) -> dict[str, Any]:
+    """Where a document's state came from: the same ids the event and the request carried."""
     return {
         "eventId": event.event_id,
+        "eventType": event.event_type,
         "position": event.position,
         "correlationId": event.correlation_id,
         "causationId": event.causation_id,
     }
 
 
-def order_document(event: Event) -> dict[str, Any] | None:
-    """The document an order event leads to (None for events this projection ignores)."""
-    if event.event_type not in ORDER_EVENTS:
-        return None
-    order = event.data["order"]
-    customer = event.data["customer"]
+def product_search(order: dict[str, Any]) -> str:
+    return "\n".join(line["name"].lower() for line in order["items"])
+
+
+def customer_part(customer: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": order["id"],
-        "customerId": order["customerId"],
-        "version": order["version"],
-        "order": order,
         "customer": {"name": customer["name"], "email": customer["email"]},
-        "customerVersion": customer["version"],
-        "metadata": metadata(event),
+        "customerSearch": customer["name"].lower(),
     }
 
 
-def newest_per_document(events: list[Event]) -> dict[str, Event]:
-    """Collapse a batch: per order, only the highest version matters."""
-    newest: dict[str, Event] = {}
-    for event in events:
-        if event.event_type not in ORDER_EVENTS:
-            continue
-        current = newest.get(event.aggregate_id)
-        if current is None or event.aggregate_version > current.aggregate_version:
-            newest[event.aggregate_id] = event
-    return newest
+def snapshot_id(customer_id: str) -> str:
+    return f"{NAME}:customer:{customer_id}"
+
+
+def plan(event: Event) -> list[Write]:
+    if event.event_type in ORDER_EVENTS:
+        order, customer = event.data["order"], event.data["customer"]
+        return [
+            Upsert(
+                CONTAINER,
+                order["id"],
+                order["id"],
+                guard="version",
+                version=order["version"],
+                fields={
+                    "customerId": order["customerId"],
+                    "status": order["status"],
+                    "total": order["total"],
+                    "placedAt": order["placedAt"],
+                    "productSearch": product_search(order),
+                    "order": order,
+                    "metadata": metadata(event),
+                },
+                on_create={
+                    **customer_part(customer),
+                    "customerVersion": customer["version"],
+                },
+                snapshot_of=(STATE_CONTAINER, snapshot_id(order["customerId"]), NAME),
+                snapshot_guard="customerVersion",
+            )
+        ]
+    if event.event_type in CUSTOMER_EVENTS:
+        customer = event.data["customer"]
+        return [
+            Upsert(
+                STATE_CONTAINER,
+                snapshot_id(customer["id"]),
+                NAME,
+                guard="version",
+                version=customer["version"],
+                fields={
+                    "projection": NAME,
+                    "kind": "customer-snapshot",
+                    **customer_part(customer),
+                },
+            ),
+            FanOut(
+                CONTAINER,
+                "customerId",
+                customer["id"],
+                guard="customerVersion",
+                version=customer["version"],
+                fields=customer_part(customer),
+            ),
+        ]
+    return []

@@ -1,17 +1,22 @@
-"""The projections' I/O: each takes decoded events and writes its Cosmos DB documents."""
+"""The projections: name -> pure plan function. Consumer groups and containers are in topology.json."""
 
 from __future__ import annotations
 
-from shared.cosmos import container
-from shared.events import Event
-from sync import order_detail
-from sync.cosmos_writer import write_if_newer
+from shared import config
+from sync import customer_view, order_detail, product_view, sales_stats
+from sync.runner import Plan
+
+PROJECTIONS: dict[str, Plan] = {
+    order_detail.NAME: order_detail.plan,
+    customer_view.NAME: customer_view.plan,
+    product_view.NAME: product_view.plan,
+    sales_stats.NAME: sales_stats.plan,
+}
 
 
-def project_order_detail(events: list[Event]) -> None:
-    orders = container(order_detail.CONTAINER)
-    for order_id, event in order_detail.newest_per_document(events).items():
-        document = order_detail.order_document(event)
-        write_if_newer(
-            orders, document, order_id, guarded=("customerId", "order", "metadata")
-        )
+def consumer_group(projection: str) -> str:
+    return config.topology()["projections"][projection]["consumerGroup"]
+
+
+def containers(projection: str) -> list[str]:
+    return config.topology()["projections"][projection]["containers"]

@@ -1,0 +1,80 @@
+"""Product view projection: the product document and its per-order sales contributions. Pure.
+
+`products` (partition /id) follows product events (each carries the product's
+whole state, stock included). `product-sales` (partition /productId) holds one
+contribution per (product, order) — units and revenue in cents, counted unless
+the order is cancelled — guarded by the order's version; unitsSold and revenue
+are their sums, exact under redelivery and reordering.
+"""
+
+from __future__ import annotations
+
+from shared.events import Event
+from shared.money import to_cents
+from sync.order_detail import ORDER_EVENTS, metadata
+from sync.writes import Upsert, Write
+
+NAME = "product-view"
+PRODUCTS = "products"
+PRODUCT_SALES = "product-sales"
+PRODUCT_EVENTS = frozenset(
+    {
+        "ProductCreated",
+        "ProductChanged",
+        "ProductStockAdjusted",
+        "ProductStockReserved",
+        "ProductStockReleased",
+    }
+)
+
+
+def _contribution(
+    order: dict, product_id: str, units: int, revenue_cents: int
+) -> Upsert:
+    return Upsert(
+        PRODUCT_SALES,
+        order["id"],
+        product_id,
+        guard="orderVersion",
+        version=order["version"],
+        fields={
+            "productId": product_id,
+            "units": units,
+            "revenueCents": revenue_cents,
+            "counted": order["status"] != "cancelled" and units > 0,
+            "placedAt": order["placedAt"],
+        },
+    )
+
+
+def plan(event: Event) -> list[Write]:
+    if event.event_type in PRODUCT_EVENTS:
+        p = event.data["product"]
+        return [
+            Upsert(
+                PRODUCTS,
+                p["id"],
+                p["id"],
+                guard="version",
+                version=p["version"],
+                fields={
+                    "sku": p["sku"],
+                    "name": p["name"],
+                    "price": p["price"],
+                    "stock": p["stock"],
+                    "metadata": metadata(event),
+                },
+            )
+        ]
+    if event.event_type in ORDER_EVENTS:
+        order = event.data["order"]
+        writes: list[Write] = [
+            _contribution(
+                order, line["productId"], line["quantity"], to_cents(line["lineTotal"])
+            )
+            for line in order["items"]
+        ]
+        if removed := event.data.get("removedProductId"):
+            writes.append(_contribution(order, removed, 0, 0))
+        return writes
+    return []
