@@ -1,0 +1,661 @@
+"""The local stack without Docker: Azurite, the Cosmos DB stand-in and the dev host.
+
+Used by `make run` (`python -m devtools.stack run`) and by the test fixtures
+(tests/conftest.py). Every child runs in its own session with its output in a log
+file under the state dir; `stop()` terminates (then kills) each whole process group,
+and on Linux the children also get SIGTERM if this process dies without cleaning up.
+
+    with LocalStack(".local-test", fixed_ports=False) as stack:
+        host = stack.start_devhost()
+        ...  # stack.settings, host.base_url
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Self
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
+LOOPBACK = "127.0.0.1"
+
+# Well-known development credentials of Azurite and the Cosmos DB emulator (public).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+COSMOS_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+
+HOST_STATUS_PATH = "/admin/host/status"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 5.0
+
+
+class StackError(RuntimeError):
+    """A local service could not be started (the message carries its last log lines)."""
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    blob: int = 10000
+    queue: int = 10001
+    table: int = 10002
+    cosmos: int = 8081
+    host: int = 7071
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(*free_ports(5))
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """`count` distinct ports that were free a moment ago (held open together while picking)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    return free_ports(1, host)[0]
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket() as sock:
+        # SO_REUSEADDR: lingering TIME_WAIT connections (e.g. of a killed host) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_accepts(port: int, host: str = LOOPBACK) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def azurite_connection_string(ports: StackPorts, host: str = LOOPBACK) -> str:
+    # Explicit endpoints: the Event Hubs checkpoint-store packages reject UseDevelopmentStorage=true.
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://{host}:{ports.blob}/{AZURITE_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{ports.queue}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{ports.table}/{AZURITE_ACCOUNT};"
+    )
+
+
+def _death_signal_prefix() -> list[str]:
+    # Children get SIGTERM if this process dies without stop() (e.g. SIGKILL of pytest).
+    # The signal follows the forking *thread*, so only use it from the main thread.
+    setpriv = shutil.which("setpriv")
+    if (
+        setpriv
+        and sys.platform == "linux"
+        and threading.current_thread() is threading.main_thread()
+    ):
+        return [setpriv, "--pdeathsig", "TERM", "--"]
+    return []
+
+
+class ManagedProcess:
+    """One child process in its own process group, its output in a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        log_path: Path,
+        cwd: Path = REPO_ROOT,
+        env: Mapping[str, str] | None = None,
+        echo: bool = False,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.cwd = cwd
+        self.env = dict(env) if env is not None else None
+        self.echo = echo
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._echo_stop: threading.Event | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, *, append: bool = False) -> None:
+        if self.running:
+            raise StackError(f"{self.name} is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = (
+            self.log_path.stat().st_size if append and self.log_path.exists() else 0
+        )
+        with open(self.log_path, "ab" if append else "wb") as log:
+            self.proc = subprocess.Popen(
+                _death_signal_prefix() + self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            )
+        if self.echo:
+            self._echo_stop = threading.Event()
+            threading.Thread(
+                target=_follow,
+                args=(self.log_path, offset, f"[{self.name}] ", self._echo_stop),
+                name=f"echo-{self.name}",
+                daemon=True,
+            ).start()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(deque(f, maxlen=lines))
+        except FileNotFoundError:
+            return ""
+
+    def wait_until(
+        self, ready: Callable[[], bool], what: str, timeout: float = START_TIMEOUT
+    ) -> None:
+        """Poll `ready` until true; fail early, with the log tail, if the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                code = self.proc.returncode if self.proc else None
+                raise StackError(
+                    self._failure(f"exited with code {code} before {what}")
+                )
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise StackError(self._failure(f"not {what} after {timeout:.0f}s"))
+            time.sleep(0.05)
+
+    def _failure(self, problem: str) -> str:
+        tail = self.tail().rstrip() or "(empty)"
+        return f"{self.name} {problem}\ncommand: {' '.join(self.argv)}\nlog {self.log_path}:\n{tail}"
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM the process group, SIGKILL it if still alive after `timeout`."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait()
+        # The leader may be gone while a grandchild lives on in the group.
+        self._signal_group(signal.SIGKILL)
+        self._stop_echo()
+
+    def kill(self) -> None:
+        """SIGKILL the process group now (a crash, as tests simulate it)."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait()
+        self._stop_echo()
+
+    def _stop_echo(self) -> None:
+        if self._echo_stop is not None:
+            time.sleep(0.2)  # let the follower print the last lines
+            self._echo_stop.set()
+            self._echo_stop = None
+
+
+def _follow(path: Path, offset: int, prefix: str, stop: threading.Event) -> None:
+    """Print lines appended to `path` with a prefix (tail -f) until `stop` is set."""
+    out: IO[str] = sys.stdout
+    with open(path, "rb") as f:
+        f.seek(offset)
+        pending = b""
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    out.write(
+                        prefix + line.decode(errors="replace").rstrip("\r") + "\n"
+                    )
+                out.flush()
+            elif stop.is_set():
+                if pending:
+                    out.write(prefix + pending.decode(errors="replace") + "\n")
+                    out.flush()
+                return
+            else:
+                time.sleep(0.1)
+
+
+class DevHost:
+    """The dev host (`python -m devtools.devhost`) on a fixed port with the stack's settings.
+
+    `kill()` then `start()`/`restart()` brings it back on the same port and state dir.
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, str],
+        port: int,
+        *,
+        log_path: Path,
+        extra_env: Mapping[str, str] | None = None,
+        echo: bool = False,
+        module: str = "devtools.devhost",
+    ) -> None:
+        self.port = port
+        self.base_url = f"http://{LOOPBACK}:{port}"
+        env = {**os.environ, **settings, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        argv = [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)]
+        self.process = ManagedProcess(
+            "host", argv, log_path=log_path, env=env, echo=echo
+        )
+        self._started_once = False
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        if port_in_use(self.port):
+            raise StackError(f"port {self.port} (dev host) is already in use")
+        self.process.start(append=self._started_once)  # keep the log across restarts
+        self._started_once = True
+        try:
+            self.process.wait_until(
+                self._status_ok, f"answering {self.base_url}{HOST_STATUS_PATH}", timeout
+            )
+        except BaseException:
+            self.process.stop()
+            raise
+        return self
+
+    def _status_ok(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                self.base_url + HOST_STATUS_PATH, timeout=2
+            ) as resp:
+                return resp.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        self.process.stop(timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def restart(self, timeout: float = START_TIMEOUT) -> Self:
+        self.stop()
+        return self.start(timeout)
+
+    def tail(self, lines: int = 30) -> str:
+        return self.process.tail(lines)
+
+
+class LocalStack:
+    """Azurite + the Cosmos DB stand-in (+ dev hosts started through it), as a context manager.
+
+    fixed_ports=True uses `ports` (default: the emulators' standard ports and 7071);
+    fixed_ports=False picks free ports, so test runs and `make run` can coexist.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str = REPO_ROOT / ".local",
+        *,
+        fixed_ports: bool = True,
+        ports: StackPorts | None = None,
+        echo: bool = False,
+        provision: bool = True,
+    ) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.ports = ports or (StackPorts() if fixed_ports else StackPorts.free())
+        self.fixed_ports = fixed_ports
+        self.echo = echo
+        self.provision = provision
+        self.processes: list[ManagedProcess] = []
+        self.devhosts: list[DevHost] = []
+        self.started = False
+
+    @property
+    def azurite_connection_string(self) -> str:
+        return azurite_connection_string(self.ports)
+
+    @property
+    def cosmos_endpoint(self) -> str:
+        return f"https://{LOOPBACK}:{self.ports.cosmos}/"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """App settings (environment variables) that point the app at these services."""
+        storage = self.azurite_connection_string
+        return {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "AzureWebJobsStorage": storage,
+            "DeadLetterStorage": storage,
+            "COSMOS_ENDPOINT": self.cosmos_endpoint,
+            "COSMOS_KEY": COSMOS_KEY,
+            "COSMOS_VERIFY_TLS": "false",
+            "EVENT_TRANSPORT": "local",
+            "EVENTHUB_NAME": "domain-events",
+            "LOCAL_EVENT_LOG_PATH": str(self.state_dir / "events.db"),
+            "SQLITE_PATH": str(self.state_dir / "orders.db"),
+        }
+
+    def _azurite(self) -> ManagedProcess:
+        p = self.ports
+        argv = [
+            str(NODE_BIN / "azurite"),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            # In memory on purpose: the Cosmos stand-in is memory-only, so forgetting the
+            # Event Hubs checkpoints too makes the projections replay the durable event
+            # log and rebuild the read model on every start.
+            "--inMemoryPersistence",
+            "--extentMemoryLimit",
+            "1024",
+            "--blobHost",
+            LOOPBACK,
+            "--blobPort",
+            str(p.blob),
+            "--queueHost",
+            LOOPBACK,
+            "--queuePort",
+            str(p.queue),
+            "--tableHost",
+            LOOPBACK,
+            "--tablePort",
+            str(p.table),
+        ]
+        # cwd = state dir: anything Azurite might write lands there, not in the repo.
+        return ManagedProcess(
+            "azurite",
+            argv,
+            log_path=self.state_dir / "azurite.log",
+            cwd=self.state_dir,
+            echo=self.echo,
+        )
+
+    def _cosmos(self) -> ManagedProcess:
+        argv = [
+            "node",
+            str(REPO_ROOT / "devtools" / "cosmos_server.js"),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.ports.cosmos),
+        ]
+        return ManagedProcess(
+            "cosmos", argv, log_path=self.state_dir / "cosmos.log", echo=self.echo
+        )
+
+    def _check_prerequisites(self) -> None:
+        if shutil.which("node") is None:
+            raise StackError(
+                "node is not on PATH (the local stack needs Node.js >= 18)"
+            )
+        if (
+            not (NODE_BIN / "azurite").exists()
+            or not (REPO_ROOT / "node_modules" / "@vercel").exists()
+        ):
+            raise StackError(
+                f"npm packages missing in {REPO_ROOT / 'node_modules'}: run `npm ci` (or `make run`)"
+            )
+        if self.fixed_ports:
+            named = [
+                ("azurite blob", self.ports.blob),
+                ("azurite queue", self.ports.queue),
+                ("azurite table", self.ports.table),
+                ("cosmos", self.ports.cosmos),
+            ]
+            taken = [f"{port} ({name})" for name, port in named if port_in_use(port)]
+            if taken:
+                raise StackError(
+                    f"port(s) already in use: {', '.join(taken)}. Is another `make run` (or an "
+                    "emulator) running? Stop it, or find it with `ss -ltnp`."
+                )
+
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        if self.started:
+            return self
+        self._check_prerequisites()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.started = True
+        atexit.register(self.stop)  # safety net; stop() is idempotent
+        try:
+            azurite, cosmos = self._azurite(), self._cosmos()
+            for proc in (
+                azurite,
+                cosmos,
+            ):  # start both, then wait: they boot in parallel
+                self.processes.append(proc)
+                proc.start()
+            azurite.wait_until(
+                lambda: all(
+                    port_accepts(p)
+                    for p in (self.ports.blob, self.ports.queue, self.ports.table)
+                ),
+                "listening on its ports",
+                timeout,
+            )
+            cosmos.wait_until(
+                lambda: port_accepts(self.ports.cosmos),
+                "listening on its port",
+                timeout,
+            )
+            (self.state_dir / "settings.json").write_text(
+                json.dumps(self.settings, indent=2) + "\n"
+            )
+            if self.provision:
+                self._provision()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _provision(self) -> None:
+        # devtools.provision (the lead's) creates the Cosmos containers and the SQL schema.
+        try:
+            module = importlib.import_module("devtools.provision")
+        except ModuleNotFoundError as exc:
+            if exc.name != "devtools.provision":
+                raise
+            return
+        with warnings.catch_warnings():
+            # verify=False against the self-signed stand-in is intended; one warning per request.
+            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+            module.provision(self.settings)
+
+    def start_devhost(
+        self,
+        port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        module: str = "devtools.devhost",
+        timeout: float = START_TIMEOUT,
+    ) -> DevHost:
+        """Start a dev host against this stack (port None: the stack's host port) and wait for it."""
+        if not self.started:
+            raise StackError("start the stack before the dev host")
+        port = port if port is not None else self.ports.host
+        log_name = "devhost.log" if port == self.ports.host else f"devhost-{port}.log"
+        host = DevHost(
+            self.settings,
+            port,
+            log_path=self.state_dir / log_name,
+            extra_env=extra_env,
+            echo=self.echo,
+            module=module,
+        )
+        self.devhosts.append(host)
+        host.start(timeout)
+        return host
+
+    def stop(self) -> None:
+        """Stop dev hosts, then the services; idempotent."""
+        for host in reversed(self.devhosts):
+            host.stop()
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.devhosts.clear()
+        self.processes.clear()
+        self.started = False
+        atexit.unregister(self.stop)
+
+    def dead_processes(self) -> list[ManagedProcess]:
+        procs = self.processes + [h.process for h in self.devhosts]
+        return [p for p in procs if p.proc is not None and not p.running]
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Stop(Exception):
+    """Raised from the SIGTERM/SIGHUP handler so `finally` blocks stop the children."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    previous = {
+        sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _banner(stack: LocalStack, host: DevHost | None, started_in: float) -> str:
+    p = stack.ports
+    lines = [
+        f"Local stack up in {started_in:.1f}s. Ctrl-C stops everything.",
+        f"  Azurite   blob http://{LOOPBACK}:{p.blob}  queue :{p.queue}  table :{p.table}",
+        f"  Cosmos    {stack.cosmos_endpoint}  (emulator key, self-signed TLS, in memory)",
+        f"  state     {stack.state_dir}  (*.log, settings.json, orders.db, events.db)",
+    ]
+    if host is not None:
+        api = f"{host.base_url}/api"
+        lines += [
+            f"  API       {api}/...   status {host.base_url}{HOST_STATUS_PATH}",
+            "  try:",
+            f"    curl -si -X POST {api}/customers -H 'content-type: application/json' \\",
+            '      -d \'{"name": "Ada", "email": "ada@example.com", "creditLimit": 1000}\'',
+        ]
+    return "\n".join(lines)
+
+
+def run(port: int, state_dir: Path, *, with_host: bool = True) -> int:
+    """`make run`: fixed ports, logs streamed, everything stopped on Ctrl-C/SIGTERM."""
+    started = time.monotonic()
+    stack = LocalStack(
+        state_dir, fixed_ports=True, ports=StackPorts(host=port), echo=True
+    )
+    with _stop_on_signals():
+        try:
+            stack.start()
+            host = stack.start_devhost(port) if with_host else None
+            print(_banner(stack, host, time.monotonic() - started), flush=True)
+            while not (dead := stack.dead_processes()):
+                time.sleep(0.5)
+            for proc in dead:
+                print(
+                    f"\n{proc.name} exited unexpectedly (code {proc.proc.returncode if proc.proc else None}); "
+                    f"last lines of {proc.log_path}:\n{proc.tail()}",
+                    file=sys.stderr,
+                )
+            return 1
+        except StackError as exc:
+            print(f"\nlocal stack: {exc}", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, _Stop):
+            print("\nstopping local stack...", flush=True)
+            return 0
+        finally:
+            # A second Ctrl-C or SIGTERM must not interrupt the cleanup.
+            previous = {
+                sig: signal.signal(sig, signal.SIG_IGN)
+                for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            stack.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.stack", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser(
+        "run", help="start Azurite, the Cosmos stand-in and the dev host (Ctrl-C stops)"
+    )
+    run_p.add_argument(
+        "--port", type=int, default=7071, help="dev host port (default 7071)"
+    )
+    run_p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=REPO_ROOT / ".local",
+        help="logs and databases",
+    )
+    run_p.add_argument(
+        "--no-host", action="store_true", help="services only, no dev host"
+    )
+    args = parser.parse_args(argv)
+    return run(args.port, args.state_dir, with_host=not args.no_host)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
