@@ -10,11 +10,10 @@ from commands.domain import (
     Order,
     OrderLine,
     check_transition,
-    from_cents,
     merge_lines,
-    to_cents,
 )
 from shared.errors import Conflict, ValidationFailed
+from shared.money import from_cents, to_cents
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
