@@ -188,6 +188,19 @@ class LocalEventLog:
         )
         return row[0]
 
+    def tail(self, partition: int | str) -> tuple[int | None, datetime | None]:
+        """The newest sequence number and its enqueued time, or (None, None) when empty."""
+        row = (
+            self._connect()
+            .execute(
+                "SELECT sequence_number, enqueued_time FROM events WHERE partition = ?"
+                " ORDER BY sequence_number DESC LIMIT 1",
+                (int(partition),),
+            )
+            .fetchone()
+        )
+        return (row[0], datetime.fromisoformat(row[1])) if row else (None, None)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

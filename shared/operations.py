@@ -101,6 +101,38 @@ def openapi_document(request: Request) -> Response:
     return Response(openapi.build_document())
 
 
+class ProjectionStatus(BaseModel):
+    name: str
+    consumerGroup: str
+    lastAppliedPosition: int | None
+    lastAppliedAt: str | None
+    writeSidePosition: int | None
+    lagEvents: int
+    lagSeconds: float
+    deadLettered: int
+    partitions: list[dict[str, Any]]
+
+
+class Projections(BaseModel):
+    projections: list[ProjectionStatus]
+
+
+@http_route(
+    bp,
+    "GET",
+    "projections",
+    name="projections",
+    summary="Per projection: position, lag, dead letters",
+    tag="operations",
+    response=Projections,
+    errors=(503,),
+)
+def projections(request: Request) -> Response:
+    from sync.status import read_status
+
+    return Response({"projections": read_status()})
+
+
 def _template_regex(path: str) -> re.Pattern[str]:
     pattern = re.sub(r"{\*?\w+(:[^}]*)?\??}", "[^/]+", path)
     return re.compile(f"^{pattern}$", re.IGNORECASE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Protocol
 
@@ -22,6 +23,9 @@ class EventPublisher(Protocol):
 
     def check(self) -> None:
         """Raise if the transport is unreachable (deep health check)."""
+
+    def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
+        """Per partition: the last sequence number and enqueued time (projection lag)."""
 
 
 class EventHubsPublisher:
@@ -68,6 +72,17 @@ class EventHubsPublisher:
     def check(self) -> None:
         self._producer.get_eventhub_properties()
 
+    def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
+        tails = {}
+        for partition in self._producer.get_partition_ids():
+            props = self._producer.get_partition_properties(partition)
+            empty = props.get("is_empty")
+            tails[partition] = (
+                None if empty else props["last_enqueued_sequence_number"],
+                None if empty else props["last_enqueued_time_utc"],
+            )
+        return tails
+
 
 class LocalLogPublisher:
     """The local event log (shared.eventlog), the Event Hubs stand-in of the no-Docker stack."""
@@ -90,6 +105,9 @@ class LocalLogPublisher:
 
     def check(self) -> None:
         self.log.last_sequence(0)
+
+    def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
+        return {p: self.log.tail(p) for p in self.log.partition_ids}
 
 
 @cache

@@ -92,6 +92,7 @@ def process(
     dead_letters,
     *,
     final_attempt: bool,
+    record_positions: bool = True,
 ) -> BatchResult:
     started = time.perf_counter()
     result = BatchResult()
@@ -138,7 +139,7 @@ def process(
     by_partition: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         by_partition[delivery.partition].append(delivery)
-    for partition, delivered in by_partition.items():
+    for partition, delivered in by_partition.items() if record_positions else ():
         writer.execute(position_write(projection, partition, delivered, events))
     result.applied = len(events)
     result.requests = writer.requests - requests_before

@@ -1,0 +1,113 @@
+"""Rebuild projections from the outbox: `python -m sync.rebuild --projection order-detail` (or `all`).
+
+Clears the projection's containers and its private state, then replays every
+outbox event through the same projection code the triggers run. Works against
+Azure too (settings from the environment; data-plane RBAC suffices: items are
+deleted one by one, containers are kept). Live consumers may keep running: all
+writes are version-guarded, so overlapping with them is harmless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from shared import outbox
+from shared.cosmos import container, container_specs
+from shared.sql.db import Database, database
+from sync.cosmos_writer import CosmosWriter
+from sync.projections import PROJECTIONS, containers
+from sync.runner import STATE_CONTAINER, Delivery, process
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+
+
+class _NoDeadLetters:
+    """During a rebuild a failure stops the rebuild instead of being parked."""
+
+    def put(self, projection, delivery, error, event_id=None) -> str:
+        raise RuntimeError(
+            f"{projection}: event at outbox position {delivery.sequence_number} failed: {error}"
+        )
+
+
+def clear(projection: str) -> int:
+    deleted = 0
+    for name in containers(projection):
+        pk_field = container_specs()[name]["partitionKey"].lstrip("/")
+        target = container(name)
+        rows = list(
+            target.query_items(
+                f"SELECT c.id, c.{pk_field} AS pk FROM c",
+                enable_cross_partition_query=True,
+            )
+        )
+        for row in rows:
+            target.delete_item(row["id"], partition_key=row["pk"])
+            deleted += 1
+    state = container(STATE_CONTAINER)
+    for row in list(
+        state.query_items(
+            "SELECT c.id FROM c WHERE c.projection = @p",
+            parameters=[{"name": "@p", "value": projection}],
+            partition_key=projection,
+        )
+    ):
+        # Positions go too: they describe the old documents, and the live consumer rewrites them.
+        state.delete_item(row["id"], partition_key=projection)
+        deleted += 1
+    return deleted
+
+
+def replay(projection: str, db: Database) -> tuple[int, int]:
+    """Feed the outbox through the projection; returns (events, Cosmos requests)."""
+    writer, after, events = CosmosWriter(container), 0, 0
+    while True:
+        page = outbox.read_range(db, after, PAGE)
+        if not page:
+            return events, writer.requests
+        deliveries = [Delivery(e.to_bytes(), "rebuild", e.position) for e in page]
+        # Positions are recorded by live consumers only; a rebuild tracks the outbox.
+        process(
+            projection,
+            PROJECTIONS[projection],
+            deliveries,
+            writer,
+            _NoDeadLetters(),
+            final_attempt=True,
+            record_positions=False,
+        )
+        events += len(page)
+        after = page[-1].position
+
+
+def rebuild(projection: str, db: Database | None = None) -> dict[str, float]:
+    started = time.perf_counter()
+    deleted = clear(projection)
+    events, requests = replay(projection, db or database())
+    result = {
+        "deleted": deleted,
+        "events": events,
+        "requests": requests,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("rebuilt %s: %s", projection, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projection", required=True, choices=[*PROJECTIONS, "all"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in PROJECTIONS if args.projection == "all" else [args.projection]:
+        print(name, rebuild(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Projection status for operators: position, lag and dead letters per projection.
+
+`status` is pure (tested without I/O); `read_status` gathers its inputs: the
+positions the projections recorded in Cosmos DB, the transport's partition
+tails, the dead-letter counts and the outbox's newest position.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sync.projections import PROJECTIONS, consumer_group
+from sync.runner import STATE_CONTAINER
+
+
+def status(
+    positions: list[dict[str, Any]],
+    tails: dict[str, tuple[int | None, datetime | None]],
+    dead_lettered: dict[str, int],
+    outbox_position: int | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    out = []
+    for name in PROJECTIONS:
+        mine = {
+            p["partition"]: p
+            for p in positions
+            if p.get("projection") == name and p.get("kind") == "position"
+        }
+        partitions, lag_events, lag_seconds = [], 0, 0.0
+        for partition, (last_sequence, last_time) in sorted(tails.items()):
+            applied = mine.get(partition)
+            applied_sequence = applied["sequenceNumber"] if applied else None
+            behind = (last_sequence if last_sequence is not None else -1) - (
+                applied_sequence if applied_sequence is not None else -1
+            )
+            seconds = 0.0
+            if behind > 0 and last_time is not None:
+                since = (
+                    datetime.fromisoformat(applied["enqueuedTime"])
+                    if applied and applied.get("enqueuedTime")
+                    else None
+                )
+                seconds = max(0.0, (now - (since or last_time)).total_seconds())
+            lag_events += max(behind, 0)
+            lag_seconds = max(lag_seconds, seconds)
+            partitions.append(
+                {
+                    "partition": partition,
+                    "appliedSequenceNumber": applied_sequence,
+                    "lastSequenceNumber": last_sequence,
+                    "lagEvents": max(behind, 0),
+                    "appliedAt": applied.get("appliedAt") if applied else None,
+                }
+            )
+        applied_positions = [
+            p["position"] for p in mine.values() if p.get("position") is not None
+        ]
+        last_applied = max(
+            (p["appliedAt"] for p in mine.values() if p.get("appliedAt")), default=None
+        )
+        out.append(
+            {
+                "name": name,
+                "consumerGroup": consumer_group(name),
+                "lastAppliedPosition": max(applied_positions, default=None),
+                "lastAppliedAt": last_applied,
+                "writeSidePosition": outbox_position,
+                "lagEvents": lag_events,
+                "lagSeconds": round(lag_seconds, 3),
+                "deadLettered": dead_lettered.get(name, 0),
+                "partitions": partitions,
+            }
+        )
+    return out
+
+
+def read_status() -> list[dict[str, Any]]:
+    from shared import outbox
+    from shared.cosmos import container
+    from shared.publisher import publisher
+    from shared.sql.db import database
+    from sync.dead_letters import dead_letters
+
+    positions = list(
+        container(STATE_CONTAINER).query_items(
+            "SELECT * FROM c WHERE c.kind = 'position'",
+            enable_cross_partition_query=True,
+        )
+    )
+    store = dead_letters()
+    counts = {name: store.count(name) for name in PROJECTIONS}
+    _, newest = outbox.stats(database())
+    return status(
+        positions, publisher().partition_tails(), counts, newest, datetime.now(UTC)
+    )
