@@ -28,6 +28,7 @@ def provision(settings: Mapping[str, str]) -> None:
         db.database.cache_clear()
         try:
             cosmos.ensure_containers()
+            ensure_dead_letter_container()
             migrate.apply_migrations()
             _, newest = outbox.stats(db.database())
             if newest and read_model_is_empty():
@@ -49,3 +50,17 @@ def read_model_is_empty() -> bool:
         if list(container(name).query_items("SELECT VALUE COUNT(1) FROM c", enable_cross_partition_query=True)) != [0]:
             return False
     return True
+
+
+def ensure_dead_letter_container() -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    from sync.dead_letters import dead_letters
+
+    dead_letters.cache_clear()
+    try:
+        dead_letters().container.create_container()
+    except ResourceExistsError:
+        pass
+    finally:
+        dead_letters.cache_clear()

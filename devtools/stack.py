@@ -282,7 +282,15 @@ class DevHost:
     ) -> None:
         self.port = port
         self.base_url = f"http://{LOOPBACK}:{port}"
-        env = {**os.environ, **settings, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **settings,
+            **(extra_env or {}),
+            "PYTHONUNBUFFERED": "1",
+            # The Cosmos stand-in's certificate is self-signed (COSMOS_VERIFY_TLS=false locally);
+            # one warning per request would drown the log.
+            "PYTHONWARNINGS": "ignore::urllib3.exceptions.InsecureRequestWarning",
+        }
         argv = [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)]
         self.process = ManagedProcess(
             "host", argv, log_path=log_path, env=env, echo=echo

@@ -19,6 +19,7 @@ from azure.cosmos.exceptions import (
 )
 
 from shared.cosmos import container_specs
+from shared.encoding import to_jsonable
 from sync.writes import FanOut, Upsert, Write, merge_snapshot
 
 MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
@@ -77,7 +78,7 @@ class CosmosWriter:
                 snapshot = None
         self.requests += 1
         try:
-            container.create_item(merge_snapshot(write, snapshot))
+            container.create_item(to_jsonable(merge_snapshot(write, snapshot)))
             return True
         except CosmosResourceExistsError:
             return False

@@ -19,7 +19,7 @@ from shared import config
 
 class DeadLetterStore:
     def __init__(self, container: ContainerClient) -> None:
-        self._container = container
+        self.container = container
 
     def put(
         self, projection: str, delivery: Any, error: str, event_id: str | None = None
@@ -42,7 +42,7 @@ class DeadLetterStore:
             "deadLetteredAt": datetime.now(UTC).isoformat(),
             "body": body,
         }
-        self._container.upload_blob(
+        self.container.upload_blob(
             name, json.dumps(document, indent=2), overwrite=True
         )
         return name
@@ -50,13 +50,13 @@ class DeadLetterStore:
     def count(self, projection: str) -> int:
         return sum(
             1
-            for _ in self._container.list_blob_names(name_starts_with=f"{projection}/")
+            for _ in self.container.list_blob_names(name_starts_with=f"{projection}/")
         )
 
     def read_all(self, projection: str) -> list[dict[str, Any]]:
         return [
-            json.loads(self._container.download_blob(name).readall())
-            for name in self._container.list_blob_names(
+            json.loads(self.container.download_blob(name).readall())
+            for name in self.container.list_blob_names(
                 name_starts_with=f"{projection}/"
             )
         ]
