@@ -101,6 +101,19 @@ function readDocument(account, req, res, { dbId, collId, docId }) {
 
 lib("handler/read-document").default = readDocument;
 
+// --- Fix 3: patch filter predicates keep their case ----------------------------------
+// The stock server lower-cases the whole condition ("FROM c WHERE c.customerVersion < 2"
+// becomes "... c.customerversion ..."), so any camelCase property is undefined and the
+// predicate is wrong. Rewritten here into the full query form, case intact; the server
+// uses a condition that contains SELECT as is (and binds @id to the document id).
+const patchOperations = lib("handler/_patch-operations");
+const stockPatchOperation = patchOperations.patchOperation;
+patchOperations.patchOperation = (collection, input) => {
+  const match = typeof input.condition === "string" && /^\s*from\s+c\s+where\s+([\s\S]+)$/i.exec(input.condition);
+  const condition = match ? `SELECT * FROM c WHERE c.id = @id AND (${match[1].trim()})` : input.condition;
+  return stockPatchOperation(collection, { ...input, condition });
+};
+
 // --- Fix 2: error bodies carry Cosmos's codes -------------------------------------
 // The stock handlers answer most 404s with an empty body and 409s without a code;
 // Cosmos always sends {code: "NotFound" | "Conflict"}, which SDKs and our logs read.

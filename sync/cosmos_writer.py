@@ -48,7 +48,7 @@ class CosmosWriter:
         fields: dict,
     ) -> bool:
         operations = [
-            {"op": "set", "path": f"/{k}", "value": v}
+            {"op": "set", "path": f"/{k}", "value": to_jsonable(v)}
             for k, v in {**fields, guard: version}.items()
         ]
         if len(operations) > MAX_PATCH_OPERATIONS:

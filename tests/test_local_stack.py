@@ -251,6 +251,26 @@ def test_cosmos_etag_precondition(container: ContainerProxy) -> None:
         )
 
 
+def test_cosmos_patch_filter_predicate_is_case_sensitive(container: ContainerProxy) -> None:
+    # The stock server lower-cased the predicate, so camelCase properties were undefined.
+    container.upsert_item({"id": "guarded", "pk": "guarded", "customerVersion": 1})
+    patch = [{"op": "set", "path": "/customerVersion", "value": 2}]
+    container.patch_item(
+        "guarded",
+        partition_key="guarded",
+        patch_operations=patch,
+        filter_predicate="FROM c WHERE c.customerVersion < 2",
+    )
+    with pytest.raises(exceptions.CosmosAccessConditionFailedError):
+        container.patch_item(
+            "guarded",
+            partition_key="guarded",
+            patch_operations=patch,
+            filter_predicate="FROM c WHERE NOT IS_DEFINED(c.customerVersion) OR c.customerVersion < 2",
+        )
+    assert container.read_item("guarded", partition_key="guarded")["customerVersion"] == 2
+
+
 # --- supervision -------------------------------------------------------------------------
 
 STAND_IN_HOST = """
