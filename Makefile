@@ -14,7 +14,7 @@ NODE_STAMP := node_modules/.package-lock.stamp
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: help deps run test lint clean
+.PHONY: help deps run test lint clean openapi infra-check rebuild bench
 
 help: ## list the targets
 	@echo "Targets:"
@@ -24,7 +24,7 @@ help: ## list the targets
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt | $(PY)
+$(PY_STAMP): requirements.txt requirements-dev.txt requirements-infra.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
 	@touch $@
 
@@ -47,3 +47,9 @@ lint: $(PY_STAMP) ## ruff check
 
 clean: ## remove local state (.local: logs, SQLite files)
 	rm -rf .local
+
+openapi: $(PY_STAMP) ## regenerate infra/openapi.json (what API Management imports) from the code
+	$(PY) -m shared.openapi > infra/openapi.json
+
+infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, drift against the code)
+	$(PY) -m pytest tests/test_infra.py $(PYTEST_ARGS)

@@ -23,7 +23,9 @@ def _no_strings(value: Any) -> Any:
 def money(**constraints: Any) -> Any:
     schema = {"type": "number", "multipleOf": 0.01}
     if "gt" in constraints:
-        schema["exclusiveMinimum"] = constraints["gt"]
+        # With two decimals, > 0 is >= 0.01; API Management mis-imports a numeric
+        # exclusiveMinimum (OpenAPI 3.1), so the schema says it that way.
+        schema["minimum"] = constraints["gt"] + 0.01
     if "ge" in constraints:
         schema["minimum"] = constraints["ge"]
     return Annotated[

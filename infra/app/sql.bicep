@@ -1,0 +1,109 @@
+// Azure SQL logical server (Microsoft Entra authentication only: no SQL logins, no
+// password anywhere) and the write-side database. The app identity's contained user is
+// created after provisioning by infra/scripts/postprovision.sh, which runs as the
+// Entra admin set here.
+
+@description('Name of the logical SQL server.')
+param name string
+
+@description('Azure region of the server.')
+param location string
+
+@description('Tags applied to the server and database.')
+param tags object
+
+@description('Name of the database.')
+param databaseName string
+
+@description('Object id (sid) of the Microsoft Entra administrator: a user, group or service principal.')
+param adminObjectId string
+
+@description('Display/login name recorded for the Microsoft Entra administrator.')
+param adminLogin string
+
+@description('Kind of principal the administrator is.')
+@allowed([
+  'User'
+  'Group'
+  'Application'
+])
+param adminPrincipalType string = 'User'
+
+@description('Database SKU name; GP_S_Gen5 is General Purpose serverless (auto-pause, billed per second).')
+param databaseSkuName string = 'GP_S_Gen5'
+
+@description('Database SKU tier matching the SKU name.')
+param databaseSkuTier string = 'GeneralPurpose'
+
+@description('Maximum vCores of the database (serverless scales between 0.5 and this).')
+param databaseMaxVCores int = 1
+
+@description('Minutes of inactivity before a serverless database pauses (-1 disables auto-pause, minimum 15).')
+param autoPauseDelay int = 60
+
+@description('Optional public IPv4 address (a developer workstation) allowed through the firewall; empty for none.')
+param clientIpAddress string = ''
+
+var isServerless = startsWith(databaseSkuName, 'GP_S_')
+
+resource server 'Microsoft.Sql/servers@2023-08-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    version: '12.0'
+    minimalTlsVersion: '1.2'
+    publicNetworkAccess: 'Enabled'
+    administrators: {
+      administratorType: 'ActiveDirectory'
+      azureADOnlyAuthentication: true
+      login: adminLogin
+      sid: adminObjectId
+      principalType: adminPrincipalType
+      tenantId: tenant().tenantId
+    }
+  }
+}
+
+resource database 'Microsoft.Sql/servers/databases@2023-08-01' = {
+  parent: server
+  name: databaseName
+  location: location
+  tags: tags
+  sku: {
+    name: databaseSkuName
+    tier: databaseSkuTier
+    family: 'Gen5'
+    capacity: databaseMaxVCores
+  }
+  properties: {
+    autoPauseDelay: isServerless ? autoPauseDelay : null
+    minCapacity: isServerless ? json('0.5') : null
+    requestedBackupStorageRedundancy: 'Local'
+    zoneRedundant: false
+  }
+}
+
+// 0.0.0.0-0.0.0.0 is the documented "Allow Azure services and resources to access this
+// server" rule: the Flex Consumption app has no fixed outbound address.
+resource allowAzureServices 'Microsoft.Sql/servers/firewallRules@2023-08-01' = {
+  parent: server
+  name: 'AllowAllWindowsAzureIps'
+  properties: {
+    startIpAddress: '0.0.0.0'
+    endIpAddress: '0.0.0.0'
+  }
+}
+
+resource allowClientIp 'Microsoft.Sql/servers/firewallRules@2023-08-01' = if (!empty(clientIpAddress)) {
+  parent: server
+  name: 'AllowDeployerClientIp'
+  properties: {
+    startIpAddress: clientIpAddress
+    endIpAddress: clientIpAddress
+  }
+}
+
+output name string = server.name
+output fullyQualifiedDomainName string = server.properties.fullyQualifiedDomainName
+output databaseName string = database.name

@@ -1,0 +1,280 @@
+// The whole system in one subscription-scope deployment (azd conventions):
+// resource group, monitoring, one user-assigned identity, storage, Event Hubs,
+// Cosmos DB, Azure SQL, the Flex Consumption Function App and API Management in
+// front of it. Names shared with the code (hub, consumer groups, Cosmos database and
+// containers, blob containers) come from shared/topology.json; nothing here holds a
+// secret and no output carries one.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd AZURE_ENV_NAME); seeds the resource names and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource; it must offer Flex Consumption and the API Management tier chosen.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the deploying user or CI principal (azd AZURE_PRINCIPAL_ID); it gets data access for local runs and is the default SQL Entra admin. Empty for none.')
+param principalId string = ''
+
+@description('Kind of principal principalId is (azd AZURE_PRINCIPAL_TYPE).')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@description('Name of the resource group; empty derives rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Object id of the Microsoft Entra admin of the SQL server; empty uses principalId.')
+param sqlAdminObjectId string = ''
+
+@description('Login (display) name recorded for the SQL Entra admin, e.g. a UPN or group name.')
+param sqlAdminLogin string = 'orders-sql-admin'
+
+@description('Kind of principal the SQL Entra admin is; empty derives it from principalType.')
+@allowed([
+  ''
+  'User'
+  'Group'
+  'Application'
+])
+param sqlAdminPrincipalType string = ''
+
+@description('Name of the write-side SQL database.')
+param sqlDatabaseName string = 'orders'
+
+@description('SQL database SKU name (GP_S_Gen5: General Purpose serverless).')
+param sqlDatabaseSkuName string = 'GP_S_Gen5'
+
+@description('SQL database SKU tier matching the SKU name.')
+param sqlDatabaseSkuTier string = 'GeneralPurpose'
+
+@description('Maximum vCores of the SQL database.')
+param sqlDatabaseMaxVCores int = 1
+
+@description('Public IPv4 address allowed through the SQL firewall so postprovision can run from a workstation; empty for none.')
+param sqlClientIpAddress string = ''
+
+@description('Cosmos DB serverless capacity mode.')
+param cosmosServerless bool = true
+
+@description('API Management tier.')
+@allowed([
+  'Consumption'
+  'Developer'
+  'BasicV2'
+  'StandardV2'
+  'Basic'
+  'Standard'
+  'Premium'
+])
+param apimSku string = 'Consumption'
+
+@description('E-mail address of the API publisher.')
+param apimPublisherEmail string = 'noreply@example.com'
+
+@description('Display name of the API publisher.')
+param apimPublisherName string = 'Orders'
+
+@description('Origins the API Management CORS policy allows.')
+param apimCorsAllowedOrigins array = [
+  '*'
+]
+
+@description('Calls allowed per API Management subscription key per minute.')
+param apimRateLimitCallsPerMinute int = 300
+
+@description('Upper bound of Function App instances.')
+param functionMaximumInstanceCount int = 100
+
+@description('Memory per Function App instance in MB.')
+param functionInstanceMemoryMB int = 2048
+
+var abbrs = loadJsonContent('abbreviations.json')
+var topology = loadJsonContent('../shared/topology.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+var sqlAdminSid = empty(sqlAdminObjectId) ? principalId : sqlAdminObjectId
+var sqlAdminType = !empty(sqlAdminPrincipalType) ? sqlAdminPrincipalType : (principalType == 'ServicePrincipal' ? 'Application' : 'User')
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module eventHubs 'app/eventhubs.bicep' = {
+  name: 'eventhubs'
+  scope: rg
+  params: {
+    name: '${abbrs.eventHubNamespaces}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module cosmos 'app/cosmos.bicep' = {
+  name: 'cosmos'
+  scope: rg
+  params: {
+    name: '${abbrs.documentDBDatabaseAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    serverless: cosmosServerless
+    appPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+  }
+}
+
+module sql 'app/sql.bicep' = {
+  name: 'sql'
+  scope: rg
+  params: {
+    name: '${abbrs.sqlServers}${resourceToken}'
+    location: location
+    tags: tags
+    databaseName: sqlDatabaseName
+    adminObjectId: sqlAdminSid
+    adminLogin: sqlAdminLogin
+    adminPrincipalType: sqlAdminType
+    databaseSkuName: sqlDatabaseSkuName
+    databaseSkuTier: sqlDatabaseSkuTier
+    databaseMaxVCores: sqlDatabaseMaxVCores
+    clientIpAddress: sqlClientIpAddress
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    storageAccountName: storage.outputs.name
+    eventHubsNamespaceName: eventHubs.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module functionApp 'app/function.bicep' = {
+  name: 'function'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventHubsFullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
+    eventHubName: eventHubs.outputs.eventHubName
+    cosmosEndpoint: cosmos.outputs.endpoint
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    sqlServerFullyQualifiedDomainName: sql.outputs.fullyQualifiedDomainName
+    sqlDatabaseName: sql.outputs.databaseName
+    maximumInstanceCount: functionMaximumInstanceCount
+    instanceMemoryMB: functionInstanceMemoryMB
+  }
+}
+
+module apim 'app/apim.bicep' = {
+  name: 'apim'
+  scope: rg
+  params: {
+    name: '${abbrs.apiManagementService}${resourceToken}'
+    location: location
+    tags: tags
+    sku: apimSku
+    publisherEmail: apimPublisherEmail
+    publisherName: apimPublisherName
+    functionAppName: functionApp.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    corsAllowedOrigins: apimCorsAllowedOrigins
+    rateLimitCalls: apimRateLimitCallsPerMinute
+    rateLimitPeriodSeconds: 60
+  }
+  // The host keys are read from the running host, which needs its storage roles first.
+  dependsOn: [
+    rbac
+  ]
+}
+
+// Outputs are names and endpoints only (azd writes them to .azure/<env>/.env and hands
+// them to the postprovision hook). The ones named like app settings let a developer
+// point a local run at the Azure resources.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
+output AZURE_FUNCTION_IDENTITY_NAME string = identity.outputs.name
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_SQL_SERVER_NAME string = sql.outputs.name
+output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
+output SQL_DATABASE string = sql.outputs.databaseName
+output AZURE_COSMOS_ACCOUNT_NAME string = cosmos.outputs.name
+output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
+output COSMOS_DATABASE string = cosmos.outputs.databaseName
+output AZURE_EVENTHUBS_NAMESPACE string = eventHubs.outputs.name
+output EventHubConnection__fullyQualifiedNamespace string = eventHubs.outputs.fullyQualifiedNamespace
+output EVENTHUB_NAME string = eventHubs.outputs.eventHubName
+output EVENTHUB_CONSUMER_GROUPS array = topology.eventHub.consumerGroups
+output DeadLetterStorage__blobServiceUri string = storage.outputs.blobEndpoint
+output AZURE_APIM_NAME string = apim.outputs.name
+output AZURE_APIM_GATEWAY_URL string = apim.outputs.gatewayUrl
+output AZURE_APIM_API_URL string = apim.outputs.apiUrl
+output AZURE_APIM_SUBSCRIPTION_NAME string = apim.outputs.subscriptionName
