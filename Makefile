@@ -53,3 +53,9 @@ openapi: $(PY_STAMP) ## regenerate infra/openapi.json (what API Management impor
 
 infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, drift against the code)
 	$(PY) -m pytest tests/test_infra.py $(PYTEST_ARGS)
+
+bench: deps ## measure (statements, latencies, Cosmos requests per event) beside devtools/bench_baseline.json
+	$(PY) -m devtools.bench $(BENCH_ARGS)
+
+rebuild: $(PY_STAMP) ## rebuild a projection from the outbox: PROJECTION=order-detail|...|all (SETTINGS=.local/settings.json)
+	$(PY) -m sync.rebuild --projection $(PROJECTION) $(if $(SETTINGS),--settings $(SETTINGS))

@@ -10,9 +10,12 @@ writes are version-guarded, so overlapping with them is harmless.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 from shared import outbox
 from shared.cosmos import container, container_specs
@@ -102,7 +105,14 @@ def rebuild(projection: str, db: Database | None = None) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projection", required=True, choices=[*PROJECTIONS, "all"])
+    parser.add_argument(
+        "--settings",
+        help="JSON file of settings (a flat object, or local.settings.json with Values); default: environment",
+    )
     args = parser.parse_args(argv)
+    if args.settings:
+        settings = json.loads(Path(args.settings).read_text())
+        os.environ.update(settings.get("Values", settings))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in PROJECTIONS if args.projection == "all" else [args.projection]:
         print(name, rebuild(name))

@@ -88,17 +88,18 @@ _SQLSTATE_TRANSIENT = ("08S01", "08001", "HYT00", "HYT01", "40001")
 class Transaction:
     """A cursor bound to one open transaction; `rowcount` of the last statement."""
 
-    def __init__(self, cursor: Any, dialect: str) -> None:
+    def __init__(self, cursor: Any, dialect: str, database: Database | None = None) -> None:
         self._cursor = cursor
         self.dialect = dialect
         self.rowcount = 0
-        self.round_trips = 0
+        self._database = database
 
     def execute(self, statement: Sql | str, params: Sequence[Any] = ()) -> Transaction:
         sql = statement.text(self.dialect) if isinstance(statement, Sql) else statement
         self._cursor.execute(sql, tuple(params))
         self.rowcount = self._cursor.rowcount
-        self.round_trips += 1
+        if self._database is not None:
+            self._database.statements += 1
         return self
 
     def fetchone(self) -> tuple | None:
@@ -125,6 +126,7 @@ class Database:
         self._connect = connect
         self.dialect = dialect
         self._local = threading.local()
+        self.statements = 0  # executed so far by this process (benchmarks: statements per command)
 
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -149,7 +151,7 @@ class Database:
             # would otherwise deadlock on upgrade instead of queueing.
             cursor.execute("BEGIN IMMEDIATE")
         try:
-            yield Transaction(cursor, self.dialect)
+            yield Transaction(cursor, self.dialect, self)
             conn.commit()
         except BaseException:
             try:
