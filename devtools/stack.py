@@ -287,9 +287,6 @@ class DevHost:
             **settings,
             **(extra_env or {}),
             "PYTHONUNBUFFERED": "1",
-            # The Cosmos stand-in's certificate is self-signed (COSMOS_VERIFY_TLS=false locally);
-            # one warning per request would drown the log.
-            "PYTHONWARNINGS": "ignore::urllib3.exceptions.InsecureRequestWarning",
         }
         argv = [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)]
         self.process = ManagedProcess(

@@ -9,8 +9,9 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from azure.cosmos import CosmosClient
+from azure.cosmos import CosmosClient, PartitionKey
 
+from shared.cosmos import container_specs
 from sync.cosmos_writer import CosmosWriter
 from sync.writes import FanOut, Upsert
 from tests.memory_store import MemoryStore
@@ -18,13 +19,20 @@ from tests.memory_store import MemoryStore
 
 @pytest.fixture(scope="module")
 def containers(local_stack):
+    """Containers named and partitioned as the app's, in a database of their own: these
+    synthetic documents must not leak into the read model other tests check."""
     settings = local_stack.settings
     client = CosmosClient(
         settings["COSMOS_ENDPOINT"],
         credential=settings["COSMOS_KEY"],
         connection_verify=False,
     )
-    database = client.get_database_client("orders")
+    database = client.create_database_if_not_exists("writer-tests")
+    for name in ("orders", "projection-state"):
+        spec = container_specs()[name]
+        database.create_container_if_not_exists(
+            name, partition_key=PartitionKey(spec["partitionKey"])
+        )
     return database.get_container_client
 
 

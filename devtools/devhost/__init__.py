@@ -1,0 +1,15 @@
+"""A dev-only Azure Functions host for the Python v2 programming model (never deployed).
+
+Core Tools cannot be installed here, so this package runs `function_app:app` the way
+`func start` would: app settings from local.settings.json, host.json options, HTTP
+functions behind a real ASGI server, Event Hub triggers fed from the local event log
+(shared/eventlog.py) with checkpoints in Azurite, and NCRONTAB timers.
+
+    python -m devtools.devhost --host 127.0.0.1 --port 7071
+
+Modules, each usable on its own: settings (local.settings.json, host.json, binding
+expressions, timespans), retry (retry policies), indexing (import and index the app),
+invocation (calling user functions the way the worker does), routing (Functions route
+templates), http (the ASGI app), eventhub (Event Hub trigger listener), timers (timer
+trigger listener), __main__ (command line).
+"""

@@ -1,0 +1,207 @@
+"""`python -m devtools.devhost`: run the function app like `func start` (dev only).
+
+    python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
+        [--settings local.settings.json] [--root .] [--log-level INFO]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+import uvicorn
+
+from devtools.devhost.http import create_app, describe_routes
+from devtools.devhost.indexing import (
+    EVENT_HUB_TRIGGER,
+    TIMER_TRIGGER,
+    IndexedFunction,
+    index_functions,
+    load_app,
+)
+from devtools.devhost.invocation import Invoker
+from devtools.devhost.retry import RetryPolicy
+from devtools.devhost.settings import HostConfig, load_host_config, load_local_settings
+from devtools.devhost.timers import TimerRunner
+
+log = logging.getLogger("host")
+
+DEFAULT_EVENT_LOG_PATH = ".local/events.db"
+STOP_TIMEOUT = 10.0
+
+
+class Runner(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = ...) -> list[str]: ...
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        name = "app" if record.name == "root" else record.name
+        level = f"{record.levelname} " if record.levelno >= logging.WARNING else ""
+        text = f"{self.formatTime(record, '%H:%M:%S')}.{int(record.msecs):03d} [{name}] {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # The Azure SDK logs every HTTP call at INFO; uvicorn's own lines are replaced by ours.
+    for noisy in ("azure", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devtools.devhost", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    parser.add_argument("--settings", default="local.settings.json",
+                        help="local settings file, relative to --root (used when present)")
+    parser.add_argument("--root", default=".", help="app root: sys.path, host.json, relative paths (default: cwd)")
+    parser.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def build_eventhub_runner(functions: list[IndexedFunction], host_config: HostConfig, invoker: Invoker) -> Runner | None:
+    """The Event Hub listeners, or None (with the reason logged) when they cannot run."""
+    if not any(f.trigger_type == EVENT_HUB_TRIGGER for f in functions):
+        return None
+    # Imported here: only Event Hub apps need the log (shared/) and the storage packages.
+    from devtools.devhost.eventhub import (
+        EventHubRunner,
+        checkpoint_container_name,
+        open_blob_checkpoint_store,
+        open_event_log,
+    )
+
+    storage = os.environ.get("AzureWebJobsStorage", "")
+    if not storage:
+        log.error("AzureWebJobsStorage is not set: Event Hub listeners not started (checkpoints live there)")
+        return None
+    container = checkpoint_container_name()
+    try:
+        store = open_blob_checkpoint_store(storage, container)
+    except Exception as exc:  # noqa: BLE001 - the host keeps serving HTTP when a listener cannot start
+        log.error("Checkpoint store (container '%s') unavailable: %s; Event Hub listeners not started", container, exc)
+        return None
+    event_log = open_event_log(os.environ.get("LOCAL_EVENT_LOG_PATH") or DEFAULT_EVENT_LOG_PATH)
+    log.info("Event log %s (%d partitions); checkpoints in container '%s'",
+             event_log.path.resolve(), event_log.partition_count, container)
+    return EventHubRunner(functions, event_log=event_log, store=store, invoker=invoker, host_config=host_config)
+
+
+class _Shutdown:
+    """SIGINT/SIGTERM before, during (uvicorn forwards them) and after serving."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.requested:
+            log.info("Received %s; stopping", signal.Signals(signum).name)
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+async def _announce(server: uvicorn.Server, args: argparse.Namespace) -> None:
+    while not server.started and not server.should_exit:
+        await asyncio.sleep(0.02)
+    if server.started:
+        log.info("Host started: http://%s:%d (Ctrl-C to stop)", args.host, args.port)
+
+
+async def serve(args: argparse.Namespace, functions: list[IndexedFunction], host_config: HostConfig,
+                shutdown: _Shutdown) -> int:
+    loop = asyncio.get_running_loop()
+    invoker = Invoker(loop=loop)
+    host_retry = RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
+    runners: list[Runner] = []
+    eventhub_runner = build_eventhub_runner(functions, host_config, invoker)
+    if eventhub_runner is not None:
+        runners.append(eventhub_runner)
+    if any(f.trigger_type == TIMER_TRIGGER for f in functions):
+        runners.append(TimerRunner(functions, invoker=invoker, host_retry=host_retry))
+
+    config = uvicorn.Config(
+        create_app(functions, host_config.route_prefix, invoker), host=args.host, port=args.port,
+        log_config=None, access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    shutdown.server = server
+    abandoned: list[str] = []
+    try:
+        if shutdown.requested:
+            return 0
+        for runner in runners:
+            runner.start()
+        announce = asyncio.create_task(_announce(server, args))
+        await server.serve()
+        announce.cancel()
+    finally:
+        # Stop the listeners while the loop still runs: async functions in flight need it.
+        for runner in runners:
+            abandoned += await loop.run_in_executor(None, runner.stop, STOP_TIMEOUT)
+        invoker.shutdown()
+        log.info("Host stopped")
+    return 2 if abandoned else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    shutdown = _Shutdown()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, shutdown)
+
+    if os.environ.get("COSMOS_VERIFY_TLS", "").lower() == "false":
+        # The local Cosmos stand-in's certificate is self-signed, by design; one warning per
+        # request would drown the log.
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+    root = Path(args.root).resolve()
+    os.chdir(root)  # like `func start`: relative paths in settings are relative to the app root
+    applied = load_local_settings(root / args.settings)
+    if applied:
+        log.info("Loaded %d setting(s) from %s", len(applied), args.settings)
+    host_config = load_host_config(root)
+    try:
+        app = load_app(args.app, root)
+    except Exception:
+        log.exception("Cannot load the function app %r from %s", args.app, root)
+        return 1
+    functions = index_functions(app, os.environ, root)
+    base_url = f"http://{args.host}:{args.port}"
+    log.info("Functions:")
+    for line in describe_routes(functions, host_config.route_prefix, base_url):
+        log.info("  %s", line)
+    for function in functions:
+        if function.trigger_type != "httpTrigger":
+            log.info("  %s: %s", function.name, function.trigger_type)
+
+    code = asyncio.run(serve(args, functions, host_config, shutdown))
+    if code == 2 or any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        # A function still runs (it cannot be interrupted): exit anyway, as the host kills its worker.
+        logging.shutdown()
+        os._exit(0)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A small function app and a process harness for the dev host's tests (never deployed)."""
