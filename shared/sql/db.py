@@ -88,7 +88,9 @@ _SQLSTATE_TRANSIENT = ("08S01", "08001", "HYT00", "HYT01", "40001")
 class Transaction:
     """A cursor bound to one open transaction; `rowcount` of the last statement."""
 
-    def __init__(self, cursor: Any, dialect: str, database: Database | None = None) -> None:
+    def __init__(
+        self, cursor: Any, dialect: str, database: Database | None = None
+    ) -> None:
         self._cursor = cursor
         self.dialect = dialect
         self.rowcount = 0
@@ -126,7 +128,9 @@ class Database:
         self._connect = connect
         self.dialect = dialect
         self._local = threading.local()
-        self.statements = 0  # executed so far by this process (benchmarks: statements per command)
+        self.statements = (
+            0  # executed so far by this process (benchmarks: statements per command)
+        )
 
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -275,7 +279,9 @@ def _token_struct(token: str) -> bytes:
     return struct.pack(f"<I{len(raw)}s", len(raw), raw)
 
 
-def _pyodbc_connect(connection_string: str, use_token: bool) -> Callable[[], Any]:
+def _pyodbc_connect(
+    connection_string: str, use_token: bool, login_timeout: int = 30
+) -> Callable[[], Any]:
     def connect() -> Any:
         import pyodbc  # lazily: its wheel needs unixODBC, which only SQL deployments install
 
@@ -288,7 +294,7 @@ def _pyodbc_connect(connection_string: str, use_token: bool) -> Callable[[], Any
             )
             attrs[SQL_COPT_SS_ACCESS_TOKEN] = _token_struct(token)
         return pyodbc.connect(
-            connection_string, attrs_before=attrs, autocommit=False, timeout=30
+            connection_string, attrs_before=attrs, autocommit=False, timeout=login_timeout
         )
 
     return connect
