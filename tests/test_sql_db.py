@@ -1,0 +1,71 @@
+"""Transactions and transient-error retry of the write database (real SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from shared.sql.db import Database, _SqliteConnection
+
+
+def impatient_sqlite(path: str) -> Database:
+    # A short busy timeout turns a held write lock into "database is locked" at once.
+    return Database(
+        lambda: _SqliteConnection(
+            sqlite3.connect(
+                path, timeout=0.05, isolation_level=None, check_same_thread=False
+            )
+        ),
+        "sqlite",
+    )
+
+
+@pytest.fixture
+def path(tmp_path) -> str:
+    file = str(tmp_path / "t.db")
+    impatient_sqlite(file).run(lambda tx: tx.execute("CREATE TABLE t (n INTEGER)"))
+    return file
+
+
+def test_a_failed_transaction_writes_nothing(path):
+    db = impatient_sqlite(path)
+
+    def half_then_fail(tx):
+        tx.execute("INSERT INTO t VALUES (1)")
+        raise ValueError("rule refused")
+
+    with pytest.raises(ValueError):
+        db.run(half_then_fail)
+    assert db.run(lambda tx: tx.one("SELECT COUNT(*) FROM t")) == (0,)
+
+
+def test_a_locked_database_is_retried_until_the_lock_is_released(path):
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    db = impatient_sqlite(path)
+    started = time.monotonic()
+    db.run(lambda tx: tx.execute("INSERT INTO t VALUES (2)"), attempts=8)
+    assert time.monotonic() - started >= 0.25
+    assert db.run(lambda tx: tx.one("SELECT n FROM t")) == (2,)
+
+
+def test_retries_give_up_after_the_attempts(path):
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            impatient_sqlite(path).run(
+                lambda tx: tx.execute("INSERT INTO t VALUES (3)"), attempts=2
+            )
+    finally:
+        holder.execute("ROLLBACK")
+
+
+def test_statements_are_counted(path):
+    db = impatient_sqlite(path)
+    db.run(lambda tx: (tx.execute("INSERT INTO t VALUES (1)"), tx.execute("SELECT 1")))
+    assert db.statements == 2
