@@ -24,7 +24,12 @@ TRANSITIONS = {
 
 
 def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    # Fixed width (a whole second keeps its .000000), so the text sorts as the time does.
+    return (
+        value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        if value
+        else None
+    )
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,48 @@
-"""The query routes: one declaration per route, each a point read or single-partition query."""
+"""The query routes: point reads where the id is known, single-partition queries where
+the partition is known, and one cross-partition query each for order search and stats.
+
+Cosmos requests per call (the local stand-in answers a cross-partition query in one;
+Azure adds a query-plan request and one request per physical partition):
+- GET orders/{id}: 1 point read (+1 per 50 ms re-read while waiting for minVersion).
+- GET customers/{id}: 1 point read + 1 query (per 1000 of the customer's orders).
+- GET customers/{id}/orders: 1 query page (+1 one-item peek when a full page has a
+  continuation; +1 point read of the customer when the first page is empty).
+- GET orders?customerId=: 1 query page (+1 peek), +1 point read of the customer when q is given.
+- GET orders: 1 cross-partition TOP query.
+- GET products/{id}: 1 point read + 1 aggregate query.
+- GET stats/sales: 1 cross-partition query (per 1000 orders in the range).
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import azure.functions as func
 
-from queries import models
+from queries import aggregates, models, order_search, paging
 from queries.reads import read_document, read_with_min_version
+from shared.cosmos import container
+from shared.errors import NotFound
 from shared.http import Request, Response, http_route
 
 bp = func.Blueprint()
+
+SINGLE = (400, 404)
+# Cosmos ids may not contain / \ ? #; ours are UUIDs. Anything else cannot exist.
+_PLAUSIBLE_ID = re.compile(r"^[^/\\?#\s]{1,255}$")
+FETCH_ALL = 1000  # items per request when a query reads everything it matches
+
+
+def _id(request: Request, name: str, what: str) -> str:
+    value = request.route_params[name].lower()
+    if not _PLAUSIBLE_ID.match(value):
+        raise NotFound(f"{what} {value!r} does not exist.")
+    return value
+
+
+def _not_projected(what: str) -> NotFound:
+    return NotFound(f"{what} does not exist (or is not projected yet).")
 
 
 @http_route(
@@ -20,10 +54,10 @@ bp = func.Blueprint()
     tag="orders",
     query=models.ReadYourWrites,
     response=models.OrderDetail,
-    errors=(400, 404),
+    errors=SINGLE,
 )
 def get_order(request: Request) -> Response:
-    order_id = request.route_params["orderId"].lower()
+    order_id = _id(request, "orderId", "Order")
     params: models.ReadYourWrites = request.params
     return read_with_min_version(
         lambda: read_document("orders", order_id, order_id),
@@ -32,3 +66,193 @@ def get_order(request: Request) -> Response:
         f"Order {order_id}",
         models.order_detail,
     )
+
+
+def customer_detail(document: dict[str, Any]) -> dict[str, Any]:
+    """The customer document plus totals over all of the customer's order summaries."""
+    summaries = container("customer-orders").query_items(
+        "SELECT c.status, c.total, c.placedAt FROM c WHERE c.customerId = @customerId",
+        parameters=[{"name": "@customerId", "value": document["id"]}],
+        partition_key=document["id"],
+        max_item_count=FETCH_ALL,
+    )
+    return {
+        "id": document["id"],
+        "name": document["name"],
+        "email": document["email"],
+        "creditLimit": document["creditLimit"],
+        **aggregates.customer_totals(summaries),
+        "version": document["version"],
+    }
+
+
+@http_route(
+    bp,
+    "GET",
+    "customers/{customerId}",
+    name="get_customer",
+    summary="Customer with order totals",
+    tag="customers",
+    query=models.ReadYourWrites,
+    response=models.CustomerDetail,
+    errors=SINGLE,
+)
+def get_customer(request: Request) -> Response:
+    customer_id = _id(request, "customerId", "Customer")
+    params: models.ReadYourWrites = request.params
+    return read_with_min_version(
+        lambda: read_document("customers", customer_id, customer_id),
+        params.minVersion,
+        params.waitMs,
+        f"Customer {customer_id}",
+        customer_detail,
+    )
+
+
+@http_route(
+    bp,
+    "GET",
+    "customers/{customerId}/orders",
+    name="list_customer_orders",
+    summary="A customer's orders, newest first",
+    tag="customers",
+    query=models.CustomerOrdersParams,
+    response=models.OrderPage,
+    errors=SINGLE,
+)
+def list_customer_orders(request: Request) -> Response:
+    customer_id = _id(request, "customerId", "Customer")
+    params: models.CustomerOrdersParams = request.params
+    query = order_search.customer_orders_query(customer_id, status=params.status)
+    page = paging.single_partition_page(
+        query, params.pageSize, params.continuationToken
+    )
+    # Only an empty first page can mean "no such customer": summaries exist only for
+    # customers the same projection has already written.
+    if (
+        not page.items
+        and params.continuationToken is None
+        and read_document("customers", customer_id, customer_id) is None
+    ):
+        raise _not_projected(f"Customer {customer_id}")
+    return Response(page.as_json())
+
+
+@http_route(
+    bp,
+    "GET",
+    "orders",
+    name="search_orders",
+    summary="Search orders, newest first",
+    tag="orders",
+    query=models.OrderSearchParams,
+    response=models.OrderPage,
+    errors=(400,),
+)
+def search_orders(request: Request) -> Response:
+    params: models.OrderSearchParams = request.params
+    filters = {
+        "status": params.status,
+        "min_total": params.minTotal,
+        "max_total": params.maxTotal,
+        "placed_from": params.placedFrom,
+        "placed_to": params.placedTo,
+    }
+    if params.customerId is None:
+        query = order_search.orders_query(**filters, q=params.q)
+        page = paging.cross_partition_page(
+            query, params.pageSize, params.continuationToken
+        )
+        return Response(page.as_json())
+
+    # One customer: their own partition of `customer-orders`. Its summaries carry no
+    # customer name, so q matching the customer's name matches all of their orders.
+    if not _PLAUSIBLE_ID.match(params.customerId):
+        return Response(paging.Page([], None).as_json())
+    product_text = params.q
+    if params.q is not None:
+        customer = read_document("customers", params.customerId, params.customerId)
+        if customer is None:
+            return Response(paging.Page([], None).as_json())
+        if params.q in customer["nameSearch"]:
+            product_text = None
+    query = order_search.customer_orders_query(
+        params.customerId, **filters, product_text=product_text
+    )
+    page = paging.single_partition_page(
+        query, params.pageSize, params.continuationToken
+    )
+    return Response(page.as_json())
+
+
+def product_detail(document: dict[str, Any]) -> dict[str, Any]:
+    """The product document plus its sales, summed by Cosmos over its `product-sales` partition.
+
+    An aggregate query rather than fetch-and-sum: the contributions are integers
+    (units, cents), so Cosmos sums them exactly and only one row comes back.
+    """
+    rows = container("product-sales").query_items(
+        "SELECT SUM(c.units) AS units, SUM(c.revenueCents) AS revenueCents FROM c "
+        "WHERE c.productId = @productId AND c.counted = true",
+        parameters=[{"name": "@productId", "value": document["id"]}],
+        partition_key=document["id"],
+    )
+    return {
+        "id": document["id"],
+        "sku": document["sku"],
+        "name": document["name"],
+        "price": document["price"],
+        "stock": document["stock"],
+        **aggregates.product_sales(rows),
+        "version": document["version"],
+    }
+
+
+@http_route(
+    bp,
+    "GET",
+    "products/{productId}",
+    name="get_product",
+    summary="Product with units sold and revenue",
+    tag="products",
+    query=models.ReadYourWrites,
+    response=models.ProductDetail,
+    errors=SINGLE,
+)
+def get_product(request: Request) -> Response:
+    product_id = _id(request, "productId", "Product")
+    params: models.ReadYourWrites = request.params
+    return read_with_min_version(
+        lambda: read_document("products", product_id, product_id),
+        params.minVersion,
+        params.waitMs,
+        f"Product {product_id}",
+        product_detail,
+    )
+
+
+@http_route(
+    bp,
+    "GET",
+    "stats/sales",
+    name="get_sales_stats",
+    summary="Daily sales, totals and top products (UTC days)",
+    tag="stats",
+    query=models.SalesStatsParams,
+    response=models.SalesStats,
+    errors=(400,),
+)
+def get_sales_stats(request: Request) -> Response:
+    params = request.params
+    first, last = getattr(params, "from"), params.to
+    documents = container("sales").query_items(
+        "SELECT c.day, c.status, c.totalCents, c.lines FROM c "
+        "WHERE c.day >= @from AND c.day <= @to",
+        parameters=[
+            {"name": "@from", "value": first.isoformat()},
+            {"name": "@to", "value": last.isoformat()},
+        ],
+        enable_cross_partition_query=True,
+        max_item_count=FETCH_ALL,
+    )
+    return Response(aggregates.sales_stats(documents, first, last))

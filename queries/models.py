@@ -2,19 +2,188 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled")
+OrderStatus = Literal["placed", "shipped", "delivered", "cancelled"]
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+MAX_TOKEN_CHARS = 8192
+MAX_STATS_DAYS = 366
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Params(BaseModel):
     # Query strings are text: allow "5" for 5, but nothing unknown.
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _without_function_key(cls, data: Any) -> Any:
+        # The Functions host passes its own `code` (function key) through to the worker.
+        if isinstance(data, dict) and "code" in data:
+            return {k: v for k, v in data.items() if k != "code"}
+        return data
+
+
+def _day(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _DAY.match(value):
+            raise ValueError("must be a date as YYYY-MM-DD")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a valid calendar date") from None
+    return value
+
+
+def _instant(value: Any, *, end_of_day: bool) -> Any:
+    """A date or ISO 8601 date-time as a UTC datetime; a bare date means its first
+    (or, for an upper bound, its last) microsecond."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _DAY.match(text):
+        day = _day(text)
+        moment = datetime.combine(day, time.max if end_of_day else time.min)
+        return moment.replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "must be a date (YYYY-MM-DD) or an ISO 8601 date-time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # no offset given: the API speaks UTC
+    return moment.astimezone(UTC)
+
+
+_INSTANT_SCHEMA = WithJsonSchema(
+    {
+        "type": "string",
+        "description": "A date (YYYY-MM-DD, the whole UTC day) or an ISO 8601 date-time.",
+    }
+)
+Day = Annotated[date, BeforeValidator(_day)]
+InstantFrom = Annotated[
+    datetime,
+    BeforeValidator(lambda v: _instant(v, end_of_day=False)),
+    _INSTANT_SCHEMA,
+]
+InstantTo = Annotated[
+    datetime,
+    BeforeValidator(lambda v: _instant(v, end_of_day=True)),
+    _INSTANT_SCHEMA,
+]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, allow_inf_nan=False),
+    WithJsonSchema({"type": "number", "minimum": 0}),
+]
+
 
 class ReadYourWrites(Params):
     minVersion: Annotated[int, Field(ge=1)] | None = None
     waitMs: Annotated[int, Field(ge=0, le=5000)] = 0
+
+
+class PageParams(Params):
+    pageSize: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
+    continuationToken: (
+        Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)] | None
+    ) = None
+
+
+class CustomerOrdersParams(PageParams):
+    status: OrderStatus | None = None
+
+
+class OrderSearchParams(CustomerOrdersParams):
+    customerId: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    minTotal: Money | None = None
+    maxTotal: Money | None = None
+    placedFrom: InstantFrom | None = None
+    placedTo: InstantTo | None = None
+    q: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+    @field_validator("customerId")
+    @classmethod
+    def _lower_id(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @field_validator("q")
+    @classmethod
+    def _search_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip().lower()
+        if not text:
+            raise ValueError("must not be blank")
+        # Product names are joined by newlines in productSearch: a control character
+        # could match across two names.
+        if any(not ch.isprintable() for ch in text):
+            raise ValueError("must not contain control characters")
+        return text
+
+    @field_validator("maxTotal")
+    @classmethod
+    def _max_not_below_min(
+        cls, value: Decimal | None, info: ValidationInfo
+    ) -> Decimal | None:
+        low = info.data.get("minTotal")
+        if value is not None and low is not None and value < low:
+            raise ValueError("must be greater than or equal to minTotal")
+        return value
+
+    @field_validator("placedTo")
+    @classmethod
+    def _to_not_before_from(
+        cls, value: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        start = info.data.get("placedFrom")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before placedFrom")
+        return value
+
+
+class _SalesRange(Params):
+    @field_validator("to", check_fields=False)
+    @classmethod
+    def _range(cls, value: date, info: ValidationInfo) -> date:
+        start = info.data.get("from")
+        if start is not None:
+            if value < start:
+                raise ValueError("must not be before from")
+            if (value - start) >= timedelta(days=MAX_STATS_DAYS):
+                raise ValueError(f"the range may cover at most {MAX_STATS_DAYS} days")
+        return value
+
+
+# `from` is a Python keyword, so this model is built rather than declared.
+SalesStatsParams = create_model(
+    "SalesStatsParams",
+    __base__=_SalesRange,
+    **{"from": (Day, ...), "to": (Day, ...)},
+)
+
+
+# --- responses ---------------------------------------------------------------------------
 
 
 class Address(BaseModel):
@@ -61,6 +230,83 @@ class OrderDetail(BaseModel):
     history: list[StatusChange]
 
 
+class OrdersByStatus(BaseModel):
+    placed: int
+    shipped: int
+    delivered: int
+    cancelled: int
+
+
+class CustomerDetail(BaseModel):
+    id: str
+    name: str
+    email: str
+    creditLimit: float
+    orderCount: int
+    openOrderCount: int
+    totalSpent: float
+    ordersByStatus: OrdersByStatus
+    lastOrderAt: str | None
+    version: int
+
+
+class OrderSummary(BaseModel):
+    id: str
+    status: str
+    itemCount: int
+    total: float
+    placedAt: str
+    version: int
+
+
+class OrderPage(BaseModel):
+    items: list[OrderSummary]
+    continuationToken: str | None = Field(
+        description="Opaque; pass it back unchanged, with the same filters, for the next page. "
+        "null on the last page."
+    )
+
+
+class ProductDetail(BaseModel):
+    id: str
+    sku: str
+    name: str
+    price: float
+    stock: int
+    unitsSold: int
+    revenue: float
+    version: int
+
+
+class SalesDay(BaseModel):
+    date: str
+    orders: int
+    revenue: float
+    cancelled: int
+
+
+class SalesTotals(BaseModel):
+    orders: int
+    revenue: float
+    cancelled: int
+
+
+class TopProduct(BaseModel):
+    productId: str
+    name: str
+    units: int
+    revenue: float
+
+
+class SalesStats(BaseModel):
+    days: list[SalesDay]
+    totals: SalesTotals
+    topProducts: list[TopProduct]
+
+
+# --- document -> API shapes --------------------------------------------------------------
+
+
 def order_detail(document: dict[str, Any]) -> dict[str, Any]:
     """The API shape of an order document."""
     order = document["order"]
@@ -80,3 +326,7 @@ def order_detail(document: dict[str, Any]) -> dict[str, Any]:
         "version": document["version"],
         "history": order["history"],
     }
+
+
+def order_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in OrderSummary.model_fields}

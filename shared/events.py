@@ -48,7 +48,7 @@ class Event:
             "aggregateVersion": self.aggregate_version,
             "position": self.position,
             "partitionKey": self.partition_key,
-            "occurredAt": self.occurred_at.isoformat(),
+            "occurredAt": self.occurred_at.isoformat(timespec="microseconds"),
             "correlationId": self.correlation_id,
             "causationId": self.causation_id,
             "data": to_jsonable(self.data),

@@ -95,6 +95,6 @@ def test_history_lists_the_status_changes_in_order():
     later = datetime(2026, 1, 3, tzinfo=UTC)
     history = order("shipped", shipped_at=later).history()
     assert history == [
-        {"status": "placed", "at": "2026-01-02T03:04:05Z"},
-        {"status": "shipped", "at": "2026-01-03T00:00:00Z"},
+        {"status": "placed", "at": "2026-01-02T03:04:05.000000Z"},
+        {"status": "shipped", "at": "2026-01-03T00:00:00.000000Z"},
     ]

@@ -1,0 +1,132 @@
+"""Pages of an order query from Cosmos DB: each item once, newest first, no OFFSET/LIMIT.
+
+Both kinds of page hand out the same opaque token (queries.tokens):
+
+- One partition (a customer's orders): the SDK's own continuation, resumed with
+  `query_items(...).by_page(continuation)`. It is taken from the response hook of
+  this request, not from `pager.continuation_token`, which the SDK reads from the
+  client's `last_response_headers` — shared by every thread of the worker process.
+  A full page whose continuation leads nowhere (Cosmos may hand one out before an
+  empty page) is detected by peeking at one more item, so the last page's token is null.
+- All partitions (`orders`): keyset paging, `TOP pageSize+1` after the (placedAt, id)
+  of the last item returned. The Python SDK cannot resume a cross-partition
+  ORDER BY query from a continuation: it returns one partition's server token, which
+  Azure then refuses as "Invalid Continuation Token" (Azure/azure-sdk-for-python
+  issues #37230 and #41434). The local stand-in has a single partition and would
+  not show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.cosmos.exceptions import CosmosHttpResponseError
+
+from queries import tokens
+from queries.models import order_summary
+from queries.order_search import OrderQuery
+from shared.cosmos import container
+
+CONTINUATION_HEADER = "x-ms-continuation"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    continuation_token: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"items": self.items, "continuationToken": self.continuation_token}
+
+
+def _start(query: OrderQuery, token: str | None) -> tuple[str, tokens.Position | None]:
+    query_fingerprint = query.fingerprint()
+    return query_fingerprint, (
+        tokens.decode(token, query_fingerprint) if token else None
+    )
+
+
+def _fetch(
+    query: OrderQuery, count: int, continuation: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One SDK page of at most `count` items from `continuation`, and the continuation after it."""
+    seen: dict[str, str | None] = {}
+
+    def capture(headers: Mapping[str, Any], _result: Any) -> None:
+        seen["continuation"] = headers.get(CONTINUATION_HEADER)
+
+    pages = (
+        container(query.container)
+        .query_items(
+            query.sql(),
+            parameters=list(query.parameters),
+            partition_key=query.partition_key,
+            max_item_count=count,
+            response_hook=capture,
+        )
+        .by_page(continuation)
+    )
+    batch = list(next(pages, []))
+    return batch, seen.get("continuation") or None
+
+
+def single_partition_page(query: OrderQuery, page_size: int, token: str | None) -> Page:
+    """A page of a query confined to one partition, resumed by the SDK's continuation."""
+    query_fingerprint, position = _start(query, token)
+    if position is not None and position.sdk is None:
+        raise tokens.invalid_position()
+    start = position.sdk if position else None
+    items: list[dict[str, Any]] = []
+    continuation = start
+    try:
+        while True:
+            batch, continuation = _fetch(query, page_size - len(items), continuation)
+            items += batch
+            if continuation is None or not batch or len(items) >= page_size:
+                break
+        if continuation is not None:
+            peek, _ = _fetch(query, 1, continuation)
+            if not peek:
+                continuation = None
+    except CosmosHttpResponseError as exc:
+        if start is not None and exc.status_code == 400:
+            raise tokens.invalid_position() from None
+        raise
+    next_token = (
+        tokens.encode(query_fingerprint, tokens.Position(sdk=continuation))
+        if continuation
+        else None
+    )
+    return Page([order_summary(row) for row in items], next_token)
+
+
+def cross_partition_page(query: OrderQuery, page_size: int, token: str | None) -> Page:
+    """A page of a query over every partition, resumed after the last key returned."""
+    query_fingerprint, position = _start(query, token)
+    if position is not None and position.after is None:
+        raise tokens.invalid_position()
+    after = position.after if position else None
+    parameters = [*query.parameters, {"name": "@top", "value": page_size + 1}]
+    if after is not None:
+        parameters += [
+            {"name": "@afterPlacedAt", "value": after[0]},
+            {"name": "@afterId", "value": after[1]},
+        ]
+    rows = list(
+        container(query.container).query_items(
+            query.sql(after=after is not None, top=True),
+            parameters=parameters,
+            enable_cross_partition_query=True,
+            max_item_count=page_size + 1,
+        )
+    )
+    items = rows[:page_size]
+    next_token = None
+    if len(rows) > page_size:
+        last = items[-1]
+        next_token = tokens.encode(
+            query_fingerprint, tokens.Position(after=(last["placedAt"], last["id"]))
+        )
+    return Page([order_summary(row) for row in items], next_token)

@@ -1,0 +1,89 @@
+"""Continuation tokens as clients see them: opaque, URL-safe, bound to the query they continue.
+
+A token is base64url (no padding) of a small JSON object: a format version, a
+fingerprint of the query it belongs to (SQL text and filter parameters, not the
+page size), and where the next page starts — either the Cosmos SDK's own
+continuation (single-partition queries) or the sort key of the last item
+returned (keyset paging across partitions). A token reused with other filters,
+or that is not one of ours, is a 400, never a 500. The fingerprint is not a
+signature: a hand-made token can only ask Cosmos for a page of the same query.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import FieldError, ValidationFailed
+
+FORMAT = 1
+FIELD = "continuationToken"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the next page starts: exactly one of the two is set."""
+
+    sdk: str | None = None  # the SDK's continuation of a single-partition query
+    after: tuple[str, str] | None = None  # (placedAt, id) of the last item returned
+
+
+def fingerprint(scope: str, sql: str, parameters: list[dict[str, Any]]) -> str:
+    canonical = json.dumps(
+        [scope, sql, parameters], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def encode(query_fingerprint: str, position: Position) -> str:
+    body: dict[str, Any] = {"v": FORMAT, "f": query_fingerprint}
+    if position.sdk is not None:
+        body["s"] = position.sdk
+    elif position.after is not None:
+        body["a"] = list(position.after)
+    else:
+        raise ValueError("a position needs an SDK continuation or a last key")
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _invalid(message: str) -> ValidationFailed:
+    return ValidationFailed(
+        "The continuation token cannot be used.", [FieldError(FIELD, message)]
+    )
+
+
+def decode(token: str, query_fingerprint: str) -> Position:
+    """The position a client's token points at; 400 if it is not ours or not for this query."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        body = json.loads(raw)
+    except (ValueError, UnicodeError, binascii.Error, RecursionError):
+        raise _invalid("is not a continuation token issued by this API") from None
+    if not isinstance(body, dict) or body.get("v") != FORMAT:
+        raise _invalid("is not a continuation token issued by this API")
+    if body.get("f") != query_fingerprint:
+        raise _invalid(
+            "was issued for other filters; send the same filters as the first page"
+        )
+    sdk, after = body.get("s"), body.get("a")
+    if isinstance(sdk, str) and sdk and after is None:
+        return Position(sdk=sdk)
+    if (
+        sdk is None
+        and isinstance(after, list)
+        and len(after) == 2
+        and all(isinstance(part, str) and part for part in after)
+    ):
+        return Position(after=(after[0], after[1]))
+    raise _invalid("is not a continuation token issued by this API")
+
+
+def invalid_position() -> ValidationFailed:
+    """For a token that decodes but that Cosmos refuses (tampered, or from another query)."""
+    return _invalid("is no longer valid; start again from the first page")
