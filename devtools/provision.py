@@ -36,7 +36,12 @@ def provision(settings: Mapping[str, str]) -> None:
                 from sync.rebuild import rebuild
 
                 for name in PROJECTIONS:
-                    log.info("read model empty, outbox at %s: rebuilt %s %s", newest, name, rebuild(name))
+                    log.info(
+                        "read model empty, outbox at %s: rebuilt %s %s",
+                        newest,
+                        name,
+                        rebuild(name),
+                    )
         finally:
             cosmos.client.cache_clear()
             cosmos.container.cache_clear()
@@ -47,7 +52,11 @@ def read_model_is_empty() -> bool:
     from shared.cosmos import container, container_specs
 
     for name in container_specs():
-        if list(container(name).query_items("SELECT VALUE COUNT(1) FROM c", enable_cross_partition_query=True)) != [0]:
+        if list(
+            container(name).query_items(
+                "SELECT VALUE COUNT(1) FROM c", enable_cross_partition_query=True
+            )
+        ) != [0]:
             return False
     return True
 

@@ -42,15 +42,12 @@ class DeadLetterStore:
             "deadLetteredAt": datetime.now(UTC).isoformat(),
             "body": body,
         }
-        self.container.upload_blob(
-            name, json.dumps(document, indent=2), overwrite=True
-        )
+        self.container.upload_blob(name, json.dumps(document, indent=2), overwrite=True)
         return name
 
     def count(self, projection: str) -> int:
         return sum(
-            1
-            for _ in self.container.list_blob_names(name_starts_with=f"{projection}/")
+            1 for _ in self.container.list_blob_names(name_starts_with=f"{projection}/")
         )
 
     def read_all(self, projection: str) -> list[dict[str, Any]]:

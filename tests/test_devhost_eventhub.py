@@ -40,7 +40,9 @@ from tests.devhost_sample.harness import (
 ENQUEUED = datetime(2024, 5, 1, 12, 30, 45, 123400, tzinfo=UTC)
 
 
-def stored(seq: int, key: str | None = "pk-1", body: bytes = b'{"n": 1}', **props: str) -> StoredEvent:
+def stored(
+    seq: int, key: str | None = "pk-1", body: bytes = b'{"n": 1}', **props: str
+) -> StoredEvent:
     return StoredEvent(2, seq, seq * 10, key, body, dict(props), ENQUEUED)
 
 
@@ -49,74 +51,157 @@ def stored(seq: int, key: str | None = "pk-1", body: bytes = b'{"n": 1}', **prop
 
 def test_batch_argument_like_the_worker_builds_it() -> None:
     events = [stored(5, body=b"first", type="A"), stored(6, key=None, body=b"\x00\x01")]
-    decoded = decode_trigger(events, many=True, function_name="fn", eventhub_name="hub",
-                             consumer_group="cg", partition_id="2")
-    assert isinstance(decoded, list) and all(isinstance(e, func.EventHubEvent) for e in decoded)
+    decoded = decode_trigger(
+        events,
+        many=True,
+        function_name="fn",
+        eventhub_name="hub",
+        consumer_group="cg",
+        partition_id="2",
+    )
+    assert isinstance(decoded, list) and all(
+        isinstance(e, func.EventHubEvent) for e in decoded
+    )
     first, second = decoded
     assert (first.get_body(), second.get_body()) == (b"first", b"\x00\x01")
     assert (first.partition_key, second.partition_key) == ("pk-1", None)
-    assert (first.sequence_number, first.offset) == (5, 50)  # offset is an int with cardinality many
+    assert (first.sequence_number, first.offset) == (
+        5,
+        50,
+    )  # offset is an int with cardinality many
     # EnqueuedTime.DateTime has Kind Unspecified in the host: the library makes it naive (UTC).
     assert first.enqueued_time == ENQUEUED.replace(tzinfo=None)
     metadata = first.metadata
-    assert metadata == second.metadata  # every event carries the whole batch's metadata, as in Azure
+    assert (
+        metadata == second.metadata
+    )  # every event carries the whole batch's metadata, as in Azure
     assert metadata["PartitionContext"] == {
-        "IsCheckpointingAfterInvocation": True, "FullyQualifiedNamespace": FULLY_QUALIFIED_NAMESPACE,
-        "EventHubName": "hub", "ConsumerGroup": "cg", "PartitionId": "2"}
+        "IsCheckpointingAfterInvocation": True,
+        "FullyQualifiedNamespace": FULLY_QUALIFIED_NAMESPACE,
+        "EventHubName": "hub",
+        "ConsumerGroup": "cg",
+        "PartitionId": "2",
+    }
     assert metadata["PropertiesArray"] == [{"type": "A"}, {}]
     assert metadata["SequenceNumberArray"] == [5, 6]
     assert metadata["OffsetArray"] == ["50", "60"]
-    assert metadata["PartitionKeyArray"] == ["pk-1"]  # the host drops null strings from string arrays
+    assert metadata["PartitionKeyArray"] == [
+        "pk-1"
+    ]  # the host drops null strings from string arrays
     assert metadata["EnqueuedTimeUtcArray"] == ["2024-05-01T12:30:45.1234"] * 2
     system = metadata["SystemPropertiesArray"][0]
     assert system["x-opt-sequence-number"] == 5 and system["x-opt-offset"] == "50"
-    assert system["x-opt-partition-key"] == "pk-1" and system["x-opt-enqueued-time"] == "2024-05-01T12:30:45.1234Z"
+    assert (
+        system["x-opt-partition-key"] == "pk-1"
+        and system["x-opt-enqueued-time"] == "2024-05-01T12:30:45.1234Z"
+    )
     assert metadata["SystemPropertiesArray"][1]["PartitionKey"] is None
     assert metadata["sys"]["MethodName"] == "fn"
 
 
 def test_single_event_argument_and_string_data_type() -> None:
-    event = decode_trigger([stored(7, type="B")], many=False, function_name="fn", eventhub_name="hub",
-                           consumer_group="cg", partition_id="2")
+    event = decode_trigger(
+        [stored(7, type="B")],
+        many=False,
+        function_name="fn",
+        eventhub_name="hub",
+        consumer_group="cg",
+        partition_id="2",
+    )
     assert isinstance(event, func.EventHubEvent)
-    assert (event.get_body(), event.partition_key, event.sequence_number) == (b'{"n": 1}', "pk-1", 7)
-    assert event.offset == "70"  # a string with cardinality one (the library decodes it as str)
+    assert (event.get_body(), event.partition_key, event.sequence_number) == (
+        b'{"n": 1}',
+        "pk-1",
+        7,
+    )
+    assert (
+        event.offset == "70"
+    )  # a string with cardinality one (the library decodes it as str)
     assert event.enqueued_time == ENQUEUED.replace(tzinfo=None)
     assert event.metadata["Properties"] == {"type": "B"}
     assert event.metadata["SystemProperties"]["SequenceNumber"] == 7
-    as_text = decode_trigger([stored(1, body="héllo".encode())], many=True, data_type="string", function_name="fn",
-                             eventhub_name="hub", consumer_group="cg", partition_id="2")
+    as_text = decode_trigger(
+        [stored(1, body="héllo".encode())],
+        many=True,
+        data_type="string",
+        function_name="fn",
+        eventhub_name="hub",
+        consumer_group="cg",
+        partition_id="2",
+    )
     assert as_text[0].get_body() == "héllo".encode()
 
 
 def test_net_datetime_format() -> None:
-    assert net_datetime(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), utc_kind=False) == "2024-01-02T03:04:05"
-    assert net_datetime(datetime(2024, 1, 2, 3, 4, 5, 120000, tzinfo=UTC), utc_kind=True) == "2024-01-02T03:04:05.12Z"
+    assert (
+        net_datetime(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), utc_kind=False)
+        == "2024-01-02T03:04:05"
+    )
+    assert (
+        net_datetime(datetime(2024, 1, 2, 3, 4, 5, 120000, tzinfo=UTC), utc_kind=True)
+        == "2024-01-02T03:04:05.12Z"
+    )
 
 
 def test_retry_policies() -> None:
-    fixed = RetryPolicy.from_mapping({"strategy": "fixedDelay", "maxRetryCount": 3, "delayInterval": "00:00:02"})
-    assert (fixed.strategy, fixed.max_retry_count, fixed.delay(1), fixed.delay(3)) == (FIXED_DELAY, 3, 2, 2)
-    backoff = RetryPolicy.from_mapping({"strategy": "exponential_backoff", "max_retry_count": "-1",
-                                        "minimum_interval": "00:00:01", "maximum_interval": "00:00:05"})
+    fixed = RetryPolicy.from_mapping(
+        {"strategy": "fixedDelay", "maxRetryCount": 3, "delayInterval": "00:00:02"}
+    )
+    assert (fixed.strategy, fixed.max_retry_count, fixed.delay(1), fixed.delay(3)) == (
+        FIXED_DELAY,
+        3,
+        2,
+        2,
+    )
+    backoff = RetryPolicy.from_mapping(
+        {
+            "strategy": "exponential_backoff",
+            "max_retry_count": "-1",
+            "minimum_interval": "00:00:01",
+            "maximum_interval": "00:00:05",
+        }
+    )
     assert backoff.strategy == EXPONENTIAL_BACKOFF and backoff.max_retry_count == -1
     assert [backoff.delay(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
-    for bad in ({"strategy": "linear", "maxRetryCount": 1}, {"strategy": "fixedDelay", "maxRetryCount": 1},
-                {"strategy": "exponentialBackoff", "maxRetryCount": 1, "minimumInterval": "00:00:01"}):
+    for bad in (
+        {"strategy": "linear", "maxRetryCount": 1},
+        {"strategy": "fixedDelay", "maxRetryCount": 1},
+        {
+            "strategy": "exponentialBackoff",
+            "maxRetryCount": 1,
+            "minimumInterval": "00:00:01",
+        },
+    ):
         with pytest.raises(ValueError):
             RetryPolicy.from_mapping(bad)
-    assert "AccountName=devstoreaccount1" in explicit_storage_connection_string("UseDevelopmentStorage=true")
+    assert "AccountName=devstoreaccount1" in explicit_storage_connection_string(
+        "UseDevelopmentStorage=true"
+    )
 
 
 # --- the listener, in process (memory checkpoints) ----------------------------------------
 
 
-def eh_function(target: Callable[..., Any], *, many: bool = True, retry: RetryPolicy | None = None) -> IndexedFunction:
+def eh_function(
+    target: Callable[..., Any], *, many: bool = True, retry: RetryPolicy | None = None
+) -> IndexedFunction:
     arg_name = next(iter(inspect.signature(target).parameters))
-    trigger = {"type": EVENT_HUB_TRIGGER, "name": arg_name, "eventHubName": "hub", "consumerGroup": "cg",
-               "connection": "EventHubConnection", "cardinality": "many" if many else "one"}
-    return IndexedFunction(name=target.__name__, trigger_type=EVENT_HUB_TRIGGER, trigger=trigger,
-                           user_function=target, directory=".", retry=retry)
+    trigger = {
+        "type": EVENT_HUB_TRIGGER,
+        "name": arg_name,
+        "eventHubName": "hub",
+        "consumerGroup": "cg",
+        "connection": "EventHubConnection",
+        "cardinality": "many" if many else "one",
+    }
+    return IndexedFunction(
+        name=target.__name__,
+        trigger_type=EVENT_HUB_TRIGGER,
+        trigger=trigger,
+        user_function=target,
+        directory=".",
+        retry=retry,
+    )
 
 
 @pytest.fixture
@@ -126,21 +211,39 @@ def invoker() -> Iterator[Invoker]:
     invoker.shutdown()
 
 
-def listen(function: IndexedFunction, log: LocalEventLog, store: MemoryCheckpointStore, invoker: Invoker,
-           batch: int = 3) -> tuple[EventHubListener, threading.Event]:
+def listen(
+    function: IndexedFunction,
+    log: LocalEventLog,
+    store: MemoryCheckpointStore,
+    invoker: Invoker,
+    batch: int = 3,
+) -> tuple[EventHubListener, threading.Event]:
     stop = threading.Event()
-    listener = EventHubListener(function, event_log=log, store=store, invoker=invoker, stop=stop,
-                                host_config=HostConfig(max_event_batch_size=batch), poll_interval=0.01)
+    listener = EventHubListener(
+        function,
+        event_log=log,
+        store=store,
+        invoker=invoker,
+        stop=stop,
+        host_config=HostConfig(max_event_batch_size=batch),
+        poll_interval=0.01,
+    )
     listener.start()
     return listener, stop
 
 
-def checkpoints(store: MemoryCheckpointStore, consumer_group: str = "cg", hub: str = "hub") -> dict[str, int]:
-    return {c["partition_id"]: c["sequence_number"]
-            for c in store.list_checkpoints(FULLY_QUALIFIED_NAMESPACE, hub, consumer_group)}
+def checkpoints(
+    store: MemoryCheckpointStore, consumer_group: str = "cg", hub: str = "hub"
+) -> dict[str, int]:
+    return {
+        c["partition_id"]: c["sequence_number"]
+        for c in store.list_checkpoints(FULLY_QUALIFIED_NAMESPACE, hub, consumer_group)
+    }
 
 
-def test_listener_batches_checkpoints_and_resumes(tmp_path: Path, invoker: Invoker) -> None:
+def test_listener_batches_checkpoints_and_resumes(
+    tmp_path: Path, invoker: Invoker
+) -> None:
     log = LocalEventLog(tmp_path / "events.db", 2)
     log.append([OutgoingEvent(f"e{i}".encode(), "one-key") for i in range(7)])
     partition = str(log.partition_for("one-key"))
@@ -157,14 +260,18 @@ def test_listener_batches_checkpoints_and_resumes(tmp_path: Path, invoker: Invok
     assert batches == [[0, 1, 2], [3, 4, 5], [6]]
 
     log.append([OutgoingEvent(b"e7", "one-key")])
-    listener, stop = listen(eh_function(handler), log, store, invoker)  # a "restart": resumes after 6
+    listener, stop = listen(
+        eh_function(handler), log, store, invoker
+    )  # a "restart": resumes after 6
     wait_for(lambda: checkpoints(store).get(partition) == 7, 5, "checkpoint at 7")
     stop.set()
     listener.join(time.monotonic() + 5)
     assert batches[3:] == [[7]]
 
 
-def test_failed_batch_is_retried_then_checkpointed(tmp_path: Path, invoker: Invoker) -> None:
+def test_failed_batch_is_retried_then_checkpointed(
+    tmp_path: Path, invoker: Invoker
+) -> None:
     log = LocalEventLog(tmp_path / "events.db", 1)
     log.append([OutgoingEvent(b"poison", "k"), OutgoingEvent(b"fine", "k")])
     attempts: list[tuple[int, list[int]]] = []
@@ -176,15 +283,21 @@ def test_failed_batch_is_retried_then_checkpointed(tmp_path: Path, invoker: Invo
 
     policy = RetryPolicy(FIXED_DELAY, 2, delay_interval=0.0)
     store = MemoryCheckpointStore()
-    listener, stop = listen(eh_function(handler, many=False, retry=policy), log, store, invoker)
-    wait_for(lambda: checkpoints(store).get("0") == 1, 5, "checkpoint after the poison event")
+    listener, stop = listen(
+        eh_function(handler, many=False, retry=policy), log, store, invoker
+    )
+    wait_for(
+        lambda: checkpoints(store).get("0") == 1, 5, "checkpoint after the poison event"
+    )
     stop.set()
     listener.join(time.monotonic() + 5)
     # Cardinality one: one invocation per event; the failing one 1 + 2 retries, then processing goes on.
     assert attempts == [(0, [0]), (1, [0]), (2, [0]), (0, [1])]
 
 
-def test_stop_during_retry_delay_does_not_checkpoint(tmp_path: Path, invoker: Invoker) -> None:
+def test_stop_during_retry_delay_does_not_checkpoint(
+    tmp_path: Path, invoker: Invoker
+) -> None:
     log = LocalEventLog(tmp_path / "events.db", 1)
     log.append([OutgoingEvent(b"x", "k")])
     calls: list[int] = []
@@ -194,8 +307,14 @@ def test_stop_during_retry_delay_does_not_checkpoint(tmp_path: Path, invoker: In
         raise RuntimeError("down")
 
     store = MemoryCheckpointStore()
-    listener, stop = listen(eh_function(always_fails, retry=RetryPolicy(FIXED_DELAY, 5, delay_interval=30.0)),
-                            log, store, invoker)
+    listener, stop = listen(
+        eh_function(
+            always_fails, retry=RetryPolicy(FIXED_DELAY, 5, delay_interval=30.0)
+        ),
+        log,
+        store,
+        invoker,
+    )
     wait_for(lambda: calls, 5, "the first attempt")
     began = time.monotonic()
     stop.set()
@@ -229,7 +348,9 @@ class EventHubScenario:
             "SAMPLE_RECORD_DIR": str(self.records),
         }
         self.host = HostProcess(self.app_dir, self.env)
-        self.store = BlobCheckpointStore.from_connection_string(storage, checkpoint_container_name())
+        self.store = BlobCheckpointStore.from_connection_string(
+            storage, checkpoint_container_name()
+        )
 
     def append(self, *events: OutgoingEvent) -> list[StoredEvent]:
         return self.log.append(list(events))
@@ -239,15 +360,29 @@ class EventHubScenario:
 
     def delivered(self, function: str) -> list[tuple[str, int]]:
         """(partition, sequence) of every event delivered to a function, in delivery order."""
-        return [(r["partition"], e["sequence_number"]) for r in self.records_of(function) for e in r["events"]]
+        return [
+            (r["partition"], e["sequence_number"])
+            for r in self.records_of(function)
+            for e in r["events"]
+        ]
 
     def checkpoints(self, consumer_group: str) -> dict[str, int]:
-        return {c["partition_id"]: c["sequence_number"]
-                for c in self.store.list_checkpoints(FULLY_QUALIFIED_NAMESPACE, self.hub, consumer_group)}
+        return {
+            c["partition_id"]: c["sequence_number"]
+            for c in self.store.list_checkpoints(
+                FULLY_QUALIFIED_NAMESPACE, self.hub, consumer_group
+            )
+        }
 
-    def wait_checkpoints(self, consumer_group: str, expected: dict[str, int], timeout: float = 10) -> None:
-        wait_for(lambda: self.checkpoints(consumer_group) == expected, timeout,
-                 f"checkpoints {expected} for {consumer_group} (have {self.checkpoints(consumer_group)})", 0.1)
+    def wait_checkpoints(
+        self, consumer_group: str, expected: dict[str, int], timeout: float = 10
+    ) -> None:
+        wait_for(
+            lambda: self.checkpoints(consumer_group) == expected,
+            timeout,
+            f"checkpoints {expected} for {consumer_group} (have {self.checkpoints(consumer_group)})",
+            0.1,
+        )
 
 
 @pytest.fixture
@@ -259,11 +394,19 @@ def scenario(tmp_path: Path, local_stack: Any) -> Iterator[EventHubScenario]:
         scenario.host.kill()
 
 
-def test_delivery_batches_fields_and_consumer_groups(scenario: EventHubScenario) -> None:
+def test_delivery_batches_fields_and_consumer_groups(
+    scenario: EventHubScenario,
+) -> None:
     # A backlog before the host starts: 7 events for one key (batches of 3, 3, 1), one for another.
-    written = scenario.append(*(OutgoingEvent(body(n=i), "customer-1", {"n": str(i)}) for i in range(7)))
+    written = scenario.append(
+        *(OutgoingEvent(body(n=i), "customer-1", {"n": str(i)}) for i in range(7))
+    )
     part = written[0].partition_id
-    other_key = next(k for k in (f"customer-{i}" for i in range(2, 50)) if str(scenario.log.partition_for(k)) != part)
+    other_key = next(
+        k
+        for k in (f"customer-{i}" for i in range(2, 50))
+        if str(scenario.log.partition_for(k)) != part
+    )
     other = scenario.append(OutgoingEvent(body(n=99), other_key, {"n": "99"}))[0]
     expected = {part: 6, other.partition_id: 0}
 
@@ -273,10 +416,19 @@ def test_delivery_batches_fields_and_consumer_groups(scenario: EventHubScenario)
         log = scenario.host.log()
 
     a_batches = [r for r in scenario.records_of("eh_a") if r["partition"] == part]
-    assert [[e["sequence_number"] for e in r["events"]] for r in a_batches][:3] == [[0, 1, 2], [3, 4, 5], [6]]
-    assert all(len(r["events"]) <= 3 for r in scenario.records_of("eh_a") + scenario.records_of("eh_b"))
+    assert [[e["sequence_number"] for e in r["events"]] for r in a_batches][:3] == [
+        [0, 1, 2],
+        [3, 4, 5],
+        [6],
+    ]
+    assert all(
+        len(r["events"]) <= 3
+        for r in scenario.records_of("eh_a") + scenario.records_of("eh_b")
+    )
     # Every consumer group gets every event, once.
-    everything = sorted([(e.partition_id, e.sequence_number) for e in [*written, other]])
+    everything = sorted(
+        [(e.partition_id, e.sequence_number) for e in [*written, other]]
+    )
     for function in ("eh_a", "eh_b", "eh_one"):
         assert sorted(scenario.delivered(function)) == everything, function
     assert {r["consumer_group"] for r in scenario.records_of("eh_b")} == {"cg-b"}
@@ -285,18 +437,30 @@ def test_delivery_batches_fields_and_consumer_groups(scenario: EventHubScenario)
     stored_first = written[0]
     assert first["body"] == json.dumps({"n": 0})
     assert first["partition_key"] == "customer-1"
-    assert (first["sequence_number"], first["offset"], first["offset_type"]) == (0, 0, "int")
+    assert (first["sequence_number"], first["offset"], first["offset_type"]) == (
+        0,
+        0,
+        "int",
+    )
     assert a_batches[0]["events"][1]["offset"] == written[1].offset == len(body(n=0))
     assert first["properties"] == {"n": "0"} and first["system_sequence"] == 0
-    assert first["enqueued_time"] == stored_first.enqueued_time.replace(tzinfo=None).isoformat()
+    assert (
+        first["enqueued_time"]
+        == stored_first.enqueued_time.replace(tzinfo=None).isoformat()
+    )
     one = next(r for r in scenario.records_of("eh_one") if r["partition"] == part)
     assert one["events"][0]["offset_type"] == "str"
-    assert "Properties" in one["metadata_keys"] and "PropertiesArray" not in one["metadata_keys"]
+    assert (
+        "Properties" in one["metadata_keys"]
+        and "PropertiesArray" not in one["metadata_keys"]
+    )
     assert "Event Hub listener 'eh_a'" in log and "batch <= 3" in log
 
 
 def test_clean_restart_does_not_redeliver(scenario: EventHubScenario) -> None:
-    first = scenario.append(OutgoingEvent(body(n=1), "k"), OutgoingEvent(body(n=2), "k"))
+    first = scenario.append(
+        OutgoingEvent(body(n=1), "k"), OutgoingEvent(body(n=2), "k")
+    )
     part = first[0].partition_id
     with scenario.host:
         scenario.wait_checkpoints("cg-a", {part: 1})
@@ -310,7 +474,9 @@ def test_clean_restart_does_not_redeliver(scenario: EventHubScenario) -> None:
     assert sorted(scenario.delivered("eh_b")) == [(part, 0), (part, 1), (part, 2)]
 
 
-def test_batch_in_flight_at_stop_or_crash_is_redelivered(scenario: EventHubScenario) -> None:
+def test_batch_in_flight_at_stop_or_crash_is_redelivered(
+    scenario: EventHubScenario,
+) -> None:
     done = scenario.append(OutgoingEvent(body(n=1), "k"))[0]
     part = done.partition_id
 
@@ -320,20 +486,31 @@ def test_batch_in_flight_at_stop_or_crash_is_redelivered(scenario: EventHubScena
     with scenario.host:
         scenario.wait_checkpoints("cg-a", {part: 0})
         slow = scenario.append(OutgoingEvent(body(n=2, sleep=1.0), "k"))[0]
-        wait_for(lambda: started_times(slow.sequence_number) == 1, 5, "the slow batch to start")
+        wait_for(
+            lambda: started_times(slow.sequence_number) == 1,
+            5,
+            "the slow batch to start",
+        )
         # Clean stop (SIGTERM) mid-batch: the function finishes, but the batch is not checkpointed.
     assert scenario.host.proc is not None and scenario.host.proc.returncode == 0
     assert "not checkpointed" in scenario.host.log()
     assert scenario.checkpoints("cg-a") == {part: 0}
 
     with scenario.host:
-        wait_for(lambda: started_times(slow.sequence_number) == 2, 5, "the slow batch again")
+        wait_for(
+            lambda: started_times(slow.sequence_number) == 2, 5, "the slow batch again"
+        )
         scenario.host.kill()  # crash (SIGKILL) mid-batch: no checkpoint either
     assert scenario.checkpoints("cg-a") == {part: 0}
 
     with scenario.host:
         scenario.wait_checkpoints("cg-a", {part: slow.sequence_number})
-    assert scenario.delivered("eh_a") == [(part, 0), (part, 1), (part, 1), (part, 1)]  # at least once
+    assert scenario.delivered("eh_a") == [
+        (part, 0),
+        (part, 1),
+        (part, 1),
+        (part, 1),
+    ]  # at least once
 
 
 def test_retries_then_checkpoint_on_failure(scenario: EventHubScenario) -> None:
@@ -346,13 +523,19 @@ def test_retries_then_checkpoint_on_failure(scenario: EventHubScenario) -> None:
         scenario.wait_checkpoints("cg-a", {part: good.sequence_number})
         log = scenario.host.log()
 
-    attempts_a = [r for r in scenario.records_of("eh_a") if r["events"][0]["sequence_number"] == 0]
+    attempts_a = [
+        r for r in scenario.records_of("eh_a") if r["events"][0]["sequence_number"] == 0
+    ]
     # eh_a: @app.retry fixed_delay, 2 retries, 1 s apart; then the batch is checkpointed anyway.
     assert [r["retry"] for r in attempts_a] == [0, 1, 2]
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(attempts_a)]
     assert all(0.9 <= gap < 2.5 for gap in gaps), gaps
     # eh_b: no function-level policy, so host.json's (fixedDelay, 1 retry, no delay).
-    assert [r["retry"] for r in scenario.records_of("eh_b") if r["events"][0]["sequence_number"] == 0] == [0, 1]
+    assert [
+        r["retry"]
+        for r in scenario.records_of("eh_b")
+        if r["events"][0]["sequence_number"] == 0
+    ] == [0, 1]
     assert scenario.delivered("eh_a")[-1] == (part, good.sequence_number)
     assert "RuntimeError: failing on purpose at sequence 0" in log
     assert "all 2 retries failed" in log

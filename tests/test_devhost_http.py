@@ -36,7 +36,14 @@ GUID = "0b7f3a0e-0000-4000-8000-000000000001"
 
 def test_local_settings_fill_the_environment_without_overriding(tmp_path: Path) -> None:
     path = tmp_path / "local.settings.json"
-    path.write_text(json.dumps({"IsEncrypted": False, "Values": {"A": "from-file", "B": "from-file", "N": 5}}))
+    path.write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {"A": "from-file", "B": "from-file", "N": 5},
+            }
+        )
+    )
     environ = {"B": "from-env"}
     assert load_local_settings(path, environ) == {"A": "from-file", "N": "5"}
     assert environ == {"A": "from-file", "B": "from-env", "N": "5"}
@@ -44,16 +51,40 @@ def test_local_settings_fill_the_environment_without_overriding(tmp_path: Path) 
 
 
 def test_host_json_options(tmp_path: Path) -> None:
-    assert load_host_config(tmp_path) == HostConfig()  # no host.json: the host's defaults
-    assert HostConfig().route_prefix == "api" and HostConfig().max_event_batch_size == 100
-    config = parse_host_config({
-        "version": "2.0",
-        "Extensions": {"HTTP": {"routePrefix": "/v1/"}, "eventHubs": {"maxEventBatchSize": 7, "maxWaitTime": "00:00:02"}},
-        "retry": {"strategy": "fixedDelay", "maxRetryCount": 2, "delayInterval": "00:00:03"},
-    })
-    assert (config.route_prefix, config.max_event_batch_size, config.max_wait_time) == ("v1", 7, 2.0)
-    assert config.retry == {"strategy": "fixedDelay", "maxRetryCount": 2, "delayInterval": "00:00:03"}
-    assert parse_host_config({"extensions": {"http": {"routePrefix": ""}}}).route_prefix == ""
+    assert (
+        load_host_config(tmp_path) == HostConfig()
+    )  # no host.json: the host's defaults
+    assert (
+        HostConfig().route_prefix == "api" and HostConfig().max_event_batch_size == 100
+    )
+    config = parse_host_config(
+        {
+            "version": "2.0",
+            "Extensions": {
+                "HTTP": {"routePrefix": "/v1/"},
+                "eventHubs": {"maxEventBatchSize": 7, "maxWaitTime": "00:00:02"},
+            },
+            "retry": {
+                "strategy": "fixedDelay",
+                "maxRetryCount": 2,
+                "delayInterval": "00:00:03",
+            },
+        }
+    )
+    assert (config.route_prefix, config.max_event_batch_size, config.max_wait_time) == (
+        "v1",
+        7,
+        2.0,
+    )
+    assert config.retry == {
+        "strategy": "fixedDelay",
+        "maxRetryCount": 2,
+        "delayInterval": "00:00:03",
+    }
+    assert (
+        parse_host_config({"extensions": {"http": {"routePrefix": ""}}}).route_prefix
+        == ""
+    )
     sample = load_host_config(SAMPLE_DIR)
     assert (sample.route_prefix, sample.max_event_batch_size) == ("sample", 3)
 
@@ -87,17 +118,31 @@ def sample_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[func.FunctionApp]:
     sys.modules.pop("function_app", None)
 
 
-def test_indexing_resolves_settings_and_honours_disabled(sample_app: func.FunctionApp) -> None:
-    env = {"SAMPLE_HUB": "hub-x", "SAMPLE_CG_B": "cg-b", "AzureWebJobs.eh_one.Disabled": "true"}
+def test_indexing_resolves_settings_and_honours_disabled(
+    sample_app: func.FunctionApp,
+) -> None:
+    env = {
+        "SAMPLE_HUB": "hub-x",
+        "SAMPLE_CG_B": "cg-b",
+        "AzureWebJobs.eh_one.Disabled": "true",
+    }
     functions = {f.name: f for f in index_functions(sample_app, env, SAMPLE_DIR)}
     assert "eh_one" not in functions  # disabled
-    assert "tick" not in functions  # %SAMPLE_TIMER_SCHEDULE% unresolved: in error, skipped
+    assert (
+        "tick" not in functions
+    )  # %SAMPLE_TIMER_SCHEDULE% unresolved: in error, skipped
     assert functions["eh_b"].trigger["consumerGroup"] == "cg-b"
     assert functions["eh_a"].trigger["eventHubName"] == "hub-x"
-    assert functions["eh_a"].retry is not None and functions["eh_a"].retry.max_retry_count == 2
+    assert (
+        functions["eh_a"].retry is not None
+        and functions["eh_a"].retry.max_retry_count == 2
+    )
     assert functions["eh_a"].retry.delay(1) == 1.0
     assert functions["eh_b"].retry is None and functions["eh_b"].is_async
-    assert functions["renamed_function"].wants_context and functions["renamed_function"].arg_name == "req"
+    assert (
+        functions["renamed_function"].wants_context
+        and functions["renamed_function"].arg_name == "req"
+    )
     assert functions["item_by_id"].trigger["methods"] == ["GET"]
     assert not functions["item_by_id"].is_async and functions["item_delete"].is_async
 
@@ -116,7 +161,11 @@ def test_indexing_resolves_settings_and_honours_disabled(sample_app: func.Functi
         ("api/b/{flag:bool}", "/api/b/TRUE", {"flag": "TRUE"}),
         ("api/b/{flag:bool}", "/api/b/yes", None),
         ("api/g/{id:guid}", f"/api/g/{GUID}", {"id": GUID}),
-        ("api/g/{id:guid}", f"/api/g/{GUID.replace('-', '')}", {"id": GUID.replace("-", "")}),
+        (
+            "api/g/{id:guid}",
+            f"/api/g/{GUID.replace('-', '')}",
+            {"id": GUID.replace("-", "")},
+        ),
         ("api/g/{id:guid}", "/api/g/not-a-guid", None),
         ("api/a/{name:alpha}", "/api/a/Hello", {"name": "Hello"}),
         ("api/a/{name:alpha}", "/api/a/he11o", None),
@@ -131,10 +180,18 @@ def test_indexing_resolves_settings_and_honours_disabled(sample_app: func.Functi
         ("api/d/{x:decimal}", "/api/d/12.50", {"x": "12.50"}),
         ("api/d/{x:double}", "/api/d/1e3", {"x": "1e3"}),
         ("api/d/{x:decimal}", "/api/d/abc", None),
-        ("api/t/{x:datetime}", "/api/t/2024-05-01T10:00:00", {"x": "2024-05-01T10:00:00"}),
+        (
+            "api/t/{x:datetime}",
+            "/api/t/2024-05-01T10:00:00",
+            {"x": "2024-05-01T10:00:00"},
+        ),
         ("api/re/{code:regex(^\\d{{3}}$)}", "/api/re/123", {"code": "123"}),
         ("api/re/{code:regex(^\\d{{3}}$)}", "/api/re/1234", None),
-        ("api/re/{code:regex(ab)}", "/api/re/xABx", {"code": "xABx"}),  # unanchored, case-insensitive
+        (
+            "api/re/{code:regex(ab)}",
+            "/api/re/xABx",
+            {"code": "xABx"},
+        ),  # unanchored, case-insensitive
         ("api/o/{id?}", "/api/o", {}),
         ("api/o/{id?}", "/api/o/5", {"id": "5"}),
         ("api/o/{page=1}", "/api/o", {"page": "1"}),
@@ -144,21 +201,36 @@ def test_indexing_resolves_settings_and_honours_disabled(sample_app: func.Functi
         ("api/f/{**rest}", "/api/f/x", {"rest": "x"}),
         ("api/c/{name}.{ext}", "/api/c/a.b.txt", {"name": "a.b", "ext": "txt"}),
         ("api/c/{name}.{ext?}", "/api/c/readme", {"name": "readme"}),
-        ("api/Items/List", "/API/items/list/", {}),  # literals are case-insensitive; trailing slash ignored
+        (
+            "api/Items/List",
+            "/API/items/list/",
+            {},
+        ),  # literals are case-insensitive; trailing slash ignored
         ("api/items/{id}", "/api/items", None),
         ("api/items/{id}", "/api/items/1/extra", None),
         ("api/sp/{name}", "/api/sp/a%20b", {"name": "a b"}),
         ("", "/", {}),
     ],
 )
-def test_route_template_matching(template: str, path: str, expected: dict[str, str] | None) -> None:
+def test_route_template_matching(
+    template: str, path: str, expected: dict[str, str] | None
+) -> None:
     assert RouteTemplate(template).match(split_path(path)) == expected
 
 
 @pytest.mark.parametrize(
     "template",
-    ["api/{id:nosuch}", "api/{*rest}/more", "api/{a}{b}", "api/{id", "api/{id}}", "api/{a}/{A}",
-     "api/{x:minlength(a)}", "api/{*rest?}", "api/{x=1?}"],
+    [
+        "api/{id:nosuch}",
+        "api/{*rest}/more",
+        "api/{a}{b}",
+        "api/{id",
+        "api/{id}}",
+        "api/{a}/{A}",
+        "api/{x:minlength(a)}",
+        "api/{*rest?}",
+        "api/{x=1?}",
+    ],
 )
 def test_invalid_route_templates_are_refused(template: str) -> None:
     with pytest.raises(RouteTemplateError):
@@ -181,7 +253,9 @@ def test_route_precedence_and_methods() -> None:
     assert target("GET", "/api/items/5") == "int-id"
     assert target("GET", "/api/items/abc") == "any-id"
     assert target("DELETE", "/api/items/5") == "delete"
-    assert target("DELETE", "/api/items/abc") == "fallback"  # the catch-all accepts every method
+    assert (
+        target("DELETE", "/api/items/abc") == "fallback"
+    )  # the catch-all accepts every method
     assert target("GET", "/api/whatever/else") == "fallback"
     assert table.resolve("GET", "/api/items/5").route_params == {"id": "5"}
 
@@ -189,7 +263,11 @@ def test_route_precedence_and_methods() -> None:
     narrow.add("api/orders/{id}", ["GET", "PUT"], "order")
     narrow.add("api/orders/{id:int}", ["DELETE"], "delete")
     resolution = narrow.resolve("POST", "/api/orders/5")
-    assert resolution.method_not_allowed and resolution.allowed == ("DELETE", "GET", "PUT")
+    assert resolution.method_not_allowed and resolution.allowed == (
+        "DELETE",
+        "GET",
+        "PUT",
+    )
     assert narrow.resolve("POST", "/api/orders/x").allowed == ("GET", "PUT")
     missing = narrow.resolve("GET", "/api/nothing")
     assert not missing.found and not missing.method_not_allowed
@@ -201,12 +279,21 @@ def test_route_precedence_and_methods() -> None:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
     app_dir = copy_sample(tmp_path_factory.mktemp("http") / "app")
-    (app_dir / "local.settings.json").write_text(json.dumps({
-        "IsEncrypted": False,
-        "Values": {"SAMPLE_FROM_FILE": "file-value", "SAMPLE_OVERRIDDEN": "file-value"},
-    }))
+    (app_dir / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {
+                    "SAMPLE_FROM_FILE": "file-value",
+                    "SAMPLE_OVERRIDDEN": "file-value",
+                },
+            }
+        )
+    )
     env = {"SAMPLE_OVERRIDDEN": "env-value"}
-    env |= {f"AzureWebJobs.{name}.Disabled": "true" for name in ("eh_a", "eh_b", "eh_one")}
+    env |= {
+        f"AzureWebJobs.{name}.Disabled": "true" for name in ("eh_a", "eh_b", "eh_one")
+    }
     process = HostProcess(app_dir, env)
     with process:
         yield process
@@ -225,13 +312,18 @@ def test_status_and_route_prefix_from_host_json(client: httpx.Client) -> None:
     assert client.get("/api/items/5").status_code == 404
 
 
-def test_more_specific_template_wins_and_constraints_apply(client: httpx.Client) -> None:
+def test_more_specific_template_wins_and_constraints_apply(
+    client: httpx.Client,
+) -> None:
     assert client.get("/sample/items/special").json() == {"kind": "literal"}
     assert client.get("/sample/items/42").json() == {"kind": "int", "id": "42"}
     assert client.get("/sample/items/abc").json() == {"kind": "alpha", "name": "abc"}
     assert client.get("/sample/ITEMS/42/").json() == {"kind": "int", "id": "42"}
     assert client.get(f"/sample/orders/{GUID}/lines").json() == {"orderId": GUID}
-    assert client.get(f"/sample/orders/{GUID}/lines/3").json() == {"orderId": GUID, "line": "3"}
+    assert client.get(f"/sample/orders/{GUID}/lines/3").json() == {
+        "orderId": GUID,
+        "line": "3",
+    }
     assert client.get("/sample/orders/nope/lines/3").status_code == 404
     assert client.get(f"/sample/orders/{GUID}/lines/x").status_code == 404
     assert client.get("/sample/status/201").status_code == 201
@@ -243,7 +335,11 @@ def test_unmatched_path_is_404_problem(client: httpx.Client) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["status"] == 404 and body["title"] == "Not Found" and body["type"].endswith("/not-found")
+    assert (
+        body["status"] == 404
+        and body["title"] == "Not Found"
+        and body["type"].endswith("/not-found")
+    )
     assert "/sample/items/x-1" in body["detail"]
     assert client.get("/elsewhere").status_code == 404
 
@@ -253,28 +349,47 @@ def test_wrong_method_is_405_with_allow(client: httpx.Client) -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "DELETE, GET"
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["status"] == 405 and response.json()["title"] == "Method Not Allowed"
+    assert (
+        response.json()["status"] == 405
+        and response.json()["title"] == "Method Not Allowed"
+    )
     assert client.delete("/sample/echo").headers["allow"] == "GET, POST, PUT"
 
 
-def test_request_query_headers_and_body(client: httpx.Client, host: HostProcess) -> None:
+def test_request_query_headers_and_body(
+    client: httpx.Client, host: HostProcess
+) -> None:
     response = client.post(
         "/sample/echo?a=1&a=2&empty=&b=x%20y",
         content=b'{"hello": "world"}',
-        headers=[("Content-Type", "application/json"), ("X-Multi", "one"), ("X-Multi", "two"), ("X-Case", "Kept")],
+        headers=[
+            ("Content-Type", "application/json"),
+            ("X-Multi", "one"),
+            ("X-Multi", "two"),
+            ("X-Case", "Kept"),
+        ],
     )
     assert response.status_code == 200
     echo = response.json()
     assert echo["method"] == "POST"
     assert echo["url"] == f"{host.base_url}/sample/echo?a=1&a=2&empty=&b=x%20y"
-    assert echo["params"] == {"a": "1,2", "b": "x y"}  # repeated values joined, empty ones dropped
-    assert echo["headers"] == {"content-type": "application/json", "x-multi": "one,two", "x-case": "Kept"}
+    assert echo["params"] == {
+        "a": "1,2",
+        "b": "x y",
+    }  # repeated values joined, empty ones dropped
+    assert echo["headers"] == {
+        "content-type": "application/json",
+        "x-multi": "one,two",
+        "x-case": "Kept",
+    }
     assert echo["body"] == '{"hello": "world"}'
     assert echo["json"] == {"hello": "world"}
     assert echo["route_params"] == {}
 
 
-def test_sync_functions_run_in_the_pool_and_async_ones_on_the_loop(client: httpx.Client) -> None:
+def test_sync_functions_run_in_the_pool_and_async_ones_on_the_loop(
+    client: httpx.Client,
+) -> None:
     assert client.get("/sample/echo").json()["thread"].startswith("function")
     hello = client.get("/sample/async-hello/bob")
     assert hello.text == "hello bob from MainThread"
@@ -282,8 +397,13 @@ def test_sync_functions_run_in_the_pool_and_async_ones_on_the_loop(client: httpx
     assert deleted == {"deleted": "7", "thread": "MainThread"}
 
 
-def test_catch_all_accepts_every_method_and_the_rest_of_the_path(client: httpx.Client) -> None:
-    assert client.get("/sample/files/a/b%2Fc/d.txt").json() == {"path": "a/b/c/d.txt", "method": "GET"}
+def test_catch_all_accepts_every_method_and_the_rest_of_the_path(
+    client: httpx.Client,
+) -> None:
+    assert client.get("/sample/files/a/b%2Fc/d.txt").json() == {
+        "path": "a/b/c/d.txt",
+        "method": "GET",
+    }
     assert client.put("/sample/files/x").json() == {"path": "x", "method": "PUT"}
     assert client.get("/sample/files").json() == {"path": None, "method": "GET"}
 
@@ -296,14 +416,20 @@ def test_response_translation(client: httpx.Client) -> None:
     assert cookies.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2"]
     assert cookies.content == "café".encode("latin-1")
     plain = client.get("/sample/plain")
-    assert (plain.status_code, plain.text, plain.headers["content-type"]) == (200, "just text", "text/plain; charset=utf-8")
+    assert (plain.status_code, plain.text, plain.headers["content-type"]) == (
+        200,
+        "just text",
+        "text/plain; charset=utf-8",
+    )
     assert client.get("/sample/nothing").status_code == 500  # None is not a response
     item = client.get("/sample/items/1")
     assert item.headers["content-type"] == "application/json"
     assert int(item.headers["content-length"]) == len(item.content)
 
 
-def test_unhandled_exception_is_500_and_logged(client: httpx.Client, host: HostProcess) -> None:
+def test_unhandled_exception_is_500_and_logged(
+    client: httpx.Client, host: HostProcess
+) -> None:
     response = client.get("/sample/boom")
     assert response.status_code == 500
     assert response.content == b""
@@ -314,14 +440,23 @@ def test_unhandled_exception_is_500_and_logged(client: httpx.Client, host: HostP
 
 
 def test_context_argument(client: httpx.Client) -> None:
-    first, second = client.get("/sample/context").json(), client.get("/sample/context").json()
+    first, second = (
+        client.get("/sample/context").json(),
+        client.get("/sample/context").json(),
+    )
     assert first["function_name"] == second["function_name"] == "renamed_function"
     assert first["invocation_id"] != second["invocation_id"]
 
 
-def test_settings_from_local_settings_json_and_environment(client: httpx.Client) -> None:
-    assert client.get("/sample/settings/SAMPLE_FROM_FILE").json() == {"value": "file-value"}
-    assert client.get("/sample/settings/SAMPLE_OVERRIDDEN").json() == {"value": "env-value"}
+def test_settings_from_local_settings_json_and_environment(
+    client: httpx.Client,
+) -> None:
+    assert client.get("/sample/settings/SAMPLE_FROM_FILE").json() == {
+        "value": "file-value"
+    }
+    assert client.get("/sample/settings/SAMPLE_OVERRIDDEN").json() == {
+        "value": "env-value"
+    }
 
 
 def test_one_log_line_per_request(client: httpx.Client, host: HostProcess) -> None:
@@ -329,11 +464,21 @@ def test_one_log_line_per_request(client: httpx.Client, host: HostProcess) -> No
     client.get("/sample/nothing-here")
 
     def logged(fragment: str, name: str) -> bool:
-        return any(fragment in line and name in line for line in host.log().splitlines())
+        return any(
+            fragment in line and name in line for line in host.log().splitlines()
+        )
 
     # The line is written once the response has gone out, so it may trail the response a bit.
-    wait_for(lambda: logged("GET /sample/items/31337 -> 200 in", "(item_by_id)"), 5, "the request log line")
-    wait_for(lambda: logged("GET /sample/nothing-here -> 404 in", "(-)"), 5, "the 404 log line")
+    wait_for(
+        lambda: logged("GET /sample/items/31337 -> 200 in", "(item_by_id)"),
+        5,
+        "the request log line",
+    )
+    wait_for(
+        lambda: logged("GET /sample/nothing-here -> 404 in", "(-)"),
+        5,
+        "the 404 log line",
+    )
     assert "Function 'eh_a' is disabled" in host.log()
 
 

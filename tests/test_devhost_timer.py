@@ -37,9 +37,17 @@ T0 = datetime(2024, 1, 1, 0, 0, 0, tzinfo=UTC)
     [
         ("*/5 * * * * *", T0 + timedelta(seconds=1), T0 + timedelta(seconds=5)),
         ("0 */5 * * * *", T0 + timedelta(seconds=1), T0 + timedelta(minutes=5)),
-        ("30 0 9 * * 1-5", T0, datetime(2024, 1, 1, 9, 0, 30, tzinfo=UTC)),  # 2024-01-01 is a Monday
+        (
+            "30 0 9 * * 1-5",
+            T0,
+            datetime(2024, 1, 1, 9, 0, 30, tzinfo=UTC),
+        ),  # 2024-01-01 is a Monday
         ("0 0 9 * * Sat", T0, datetime(2024, 1, 6, 9, 0, tzinfo=UTC)),
-        ("*/10 * * * *", T0 + timedelta(seconds=1), T0 + timedelta(minutes=10)),  # 5 fields: minutes first
+        (
+            "*/10 * * * *",
+            T0 + timedelta(seconds=1),
+            T0 + timedelta(minutes=10),
+        ),  # 5 fields: minutes first
         ("00:00:30", T0, T0 + timedelta(seconds=30)),
     ],
 )
@@ -56,12 +64,27 @@ def test_schedule_kinds_and_errors() -> None:
 
 
 def timer_function(
-    target: Callable[..., Any], schedule: str, *, run_on_startup: bool = False, retry: RetryPolicy | None = None
+    target: Callable[..., Any],
+    schedule: str,
+    *,
+    run_on_startup: bool = False,
+    retry: RetryPolicy | None = None,
 ) -> IndexedFunction:
-    trigger = {"type": TIMER_TRIGGER, "name": "timer", "schedule": schedule, "runOnStartup": run_on_startup,
-               "useMonitor": False}
-    return IndexedFunction(name=target.__name__, trigger_type=TIMER_TRIGGER, trigger=trigger,
-                           user_function=target, directory=".", retry=retry)
+    trigger = {
+        "type": TIMER_TRIGGER,
+        "name": "timer",
+        "schedule": schedule,
+        "runOnStartup": run_on_startup,
+        "useMonitor": False,
+    }
+    return IndexedFunction(
+        name=target.__name__,
+        trigger_type=TIMER_TRIGGER,
+        trigger=trigger,
+        user_function=target,
+        directory=".",
+        retry=retry,
+    )
 
 
 @pytest.fixture
@@ -86,13 +109,25 @@ def test_fires_on_whole_seconds_after_run_on_startup(invoker: Invoker) -> None:
         calls.append((time.time(), timer))
 
     started = time.time()
-    run_for(TimerRunner([timer_function(every_second, "* * * * * *", run_on_startup=True)], invoker=invoker), 2.3)
-    assert calls[0][0] - started < 0.3  # runOnStartup: right away, not at the next second
+    run_for(
+        TimerRunner(
+            [timer_function(every_second, "* * * * * *", run_on_startup=True)],
+            invoker=invoker,
+        ),
+        2.3,
+    )
+    assert (
+        calls[0][0] - started < 0.3
+    )  # runOnStartup: right away, not at the next second
     scheduled = [at for at, _ in calls[1:]]
     assert 2 <= len(scheduled) <= 3
     assert all(at % 1 < 0.25 for at in scheduled)  # at the top of each second
-    assert all(b - a == pytest.approx(1, abs=0.25) for a, b in itertools.pairwise(scheduled))
-    assert all(isinstance(t, func.TimerRequest) and t.past_due is False for _, t in calls)
+    assert all(
+        b - a == pytest.approx(1, abs=0.25) for a, b in itertools.pairwise(scheduled)
+    )
+    assert all(
+        isinstance(t, func.TimerRequest) and t.past_due is False for _, t in calls
+    )
 
 
 def test_never_overlaps_and_skips_missed_occurrences(invoker: Invoker) -> None:
@@ -115,8 +150,12 @@ def test_never_overlaps_and_skips_missed_occurrences(invoker: Invoker) -> None:
     assert len(spans) >= 2
     for (_, end), (begin, _) in itertools.pairwise(spans):
         assert begin >= end  # the next run starts after the previous one ended
-        assert begin - end < 1.0  # ...at the next whole second: missed occurrences are skipped
-    assert len(spans) <= 2  # every second for 3.3 s, 1.1 s per run: only every other second fires
+        assert (
+            begin - end < 1.0
+        )  # ...at the next whole second: missed occurrences are skipped
+    assert (
+        len(spans) <= 2
+    )  # every second for 3.3 s, 1.1 s per run: only every other second fires
 
 
 def test_retry_policy_and_async_timer(invoker: Invoker) -> None:
@@ -127,8 +166,17 @@ def test_retry_policy_and_async_timer(invoker: Invoker) -> None:
         if context.retry_context.retry_count < 2:
             raise RuntimeError("not yet")
 
-    policy = RetryPolicy.from_mapping({"strategy": "fixed_delay", "max_retry_count": "3", "delay_interval": "00:00:00"})
-    runner = TimerRunner([timer_function(flaky, "0 0 0 1 1 *", run_on_startup=True, retry=policy)], invoker=invoker)
+    policy = RetryPolicy.from_mapping(
+        {
+            "strategy": "fixed_delay",
+            "max_retry_count": "3",
+            "delay_interval": "00:00:00",
+        }
+    )
+    runner = TimerRunner(
+        [timer_function(flaky, "0 0 0 1 1 *", run_on_startup=True, retry=policy)],
+        invoker=invoker,
+    )
     runner.start()
     try:
         wait_for(lambda: len(attempts) >= 3, 3, "three attempts")
@@ -139,7 +187,9 @@ def test_retry_policy_and_async_timer(invoker: Invoker) -> None:
 
 
 def test_stop_is_prompt_while_waiting(invoker: Invoker) -> None:
-    runner = TimerRunner([timer_function(lambda timer: None, "0 0 0 1 1 *")], invoker=invoker)
+    runner = TimerRunner(
+        [timer_function(lambda timer: None, "0 0 0 1 1 *")], invoker=invoker
+    )
     runner.start()
     began = time.monotonic()
     assert runner.stop(timeout=5) == []
@@ -152,7 +202,13 @@ def test_sample_timer_in_the_dev_host(tmp_path: Path) -> None:
     records.mkdir()
     env = {"SAMPLE_RECORD_DIR": str(records), "SAMPLE_TIMER_SCHEDULE": "*/1 * * * * *"}
     with HostProcess(app_dir, env) as host:
-        ticks = wait_for(lambda: (r := read_records(records, "tick")) and len(r) >= 3 and r, 6, "three ticks")
+        ticks = wait_for(
+            lambda: (r := read_records(records, "tick")) and len(r) >= 3 and r,
+            6,
+            "three ticks",
+        )
     assert all(t["past_due"] is False for t in ticks)
-    assert all(t["at"] % 1 < 0.25 for t in ticks[1:])  # after the startup run: on the second
+    assert all(
+        t["at"] % 1 < 0.25 for t in ticks[1:]
+    )  # after the startup run: on the second
     assert "Executed 'Functions.tick' (Succeeded" in host.log()

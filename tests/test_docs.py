@@ -15,7 +15,9 @@ def test_every_setting_is_in_the_configuration_table():
 
 
 def test_readme_commands_are_make_targets():
-    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), flags=re.MULTILINE))
+    targets = set(
+        re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    )
     for command in set(re.findall(r"make ([a-z-]+)", README)):
         assert command in targets, command
 

@@ -29,7 +29,9 @@ def test_same_key_same_partition_and_keys_spread(tmp_path: Path) -> None:
     assert {p for parts in by_key.values() for p in parts} == {0, 1, 2, 3}
     # Stable across instances (and processes): a hash of the key, not Python's hash().
     other = LocalEventLog(tmp_path / "other.db", 4)
-    assert [other.partition_for(f"customer-{i}") for i in range(20)] == [log.partition_for(f"customer-{i}") for i in range(20)]
+    assert [other.partition_for(f"customer-{i}") for i in range(20)] == [
+        log.partition_for(f"customer-{i}") for i in range(20)
+    ]
     assert log.partition_for(None) == 0
     assert log.partition_ids == ["0", "1", "2", "3"]
 
@@ -41,7 +43,12 @@ def test_sequence_numbers_and_offsets_per_partition(tmp_path: Path) -> None:
     second = log.append([OutgoingEvent(b, "same") for b in bodies[2:]])
     stored = first + second
     assert [s.sequence_number for s in stored] == [0, 1, 2, 3]
-    assert [s.offset for s in stored] == [0, 1, 3, 6]  # byte offsets: cumulative body lengths
+    assert [s.offset for s in stored] == [
+        0,
+        1,
+        3,
+        6,
+    ]  # byte offsets: cumulative body lengths
     assert len({s.partition for s in stored}) == 1
     partition = stored[0].partition
     assert stored[0].partition_id == str(partition)
@@ -57,7 +64,9 @@ def test_durable_across_reopen_and_keeps_partition_count(tmp_path: Path) -> None
     path = tmp_path / "nested" / "events.db"
     log = LocalEventLog(path, 4)
     before = datetime.now(UTC)
-    written = log.append([OutgoingEvent(b"\x00\xffbinary", "key-1", {"type": "OrderPlaced", "v": "1"})])[0]
+    written = log.append(
+        [OutgoingEvent(b"\x00\xffbinary", "key-1", {"type": "OrderPlaced", "v": "1"})]
+    )[0]
     log.close()
 
     reopened = LocalEventLog(path, 8)  # an existing log keeps its partition count

@@ -40,7 +40,12 @@ SKIPS_FILE = Path(__file__).with_name("checkov_skips.json")
 # Limits of the platform that a Bicep compiler would not catch either.
 LOAD_TEXT_CONTENT_MAX_CHARS = 131_072  # Bicep loadTextContent()
 COSMOS_INDEXING_POLICY_KEYS = {
-    "automatic", "indexingMode", "includedPaths", "excludedPaths", "compositeIndexes", "spatialIndexes",
+    "automatic",
+    "indexingMode",
+    "includedPaths",
+    "excludedPaths",
+    "compositeIndexes",
+    "spatialIndexes",
 }
 
 
@@ -65,11 +70,17 @@ def render(node: Any) -> str:
             op = node["operator"]
             operands = op.get("operands", {})
             if op["type"] == "property_accessor":
-                return f"{render(operands['operand_1'])}.{render(operands['operand_2'])}"
+                return (
+                    f"{render(operands['operand_1'])}.{render(operands['operand_2'])}"
+                )
             return f"{op['type']}({', '.join(render(v) for v in operands.values())})"
         if "function" in node:
             fn = node["function"]
-            args = ", ".join(render(v) for v in (fn.get("parameters") or {}).values() if v is not None)
+            args = ", ".join(
+                render(v)
+                for v in (fn.get("parameters") or {}).values()
+                if v is not None
+            )
             return f"{fn['type']}({args})"
         return json.dumps(node, sort_keys=True, default=str)
     return str(node)
@@ -111,8 +122,13 @@ def topology_variable(path: Path) -> str:
     """The variable of `path` that loads shared/topology.json (its path resolved from the file)."""
     for name, var in parsed(path).get("variables", {}).items():
         value = var.get("value")
-        if isinstance(value, dict) and value.get("function", {}).get("type") == "load_json_content":
-            target = (path.parent / value["function"]["parameters"]["file_path"]).resolve()
+        if (
+            isinstance(value, dict)
+            and value.get("function", {}).get("type") == "load_json_content"
+        ):
+            target = (
+                path.parent / value["function"]["parameters"]["file_path"]
+            ).resolve()
             if target == TOPOLOGY_FILE:
                 return name
     raise AssertionError(f"{rel(path)} does not loadJsonContent() shared/topology.json")
@@ -125,7 +141,17 @@ def topology_variable(path: Path) -> str:
 def test_infra_has_the_expected_bicep_files():
     names = {rel(p) for p in BICEP_FILES}
     assert "main.bicep" in names
-    for module in ("monitoring", "identity", "storage", "eventhubs", "cosmos", "sql", "function", "rbac", "apim"):
+    for module in (
+        "monitoring",
+        "identity",
+        "storage",
+        "eventhubs",
+        "cosmos",
+        "sql",
+        "function",
+        "rbac",
+        "apim",
+    ):
         assert f"app/{module}.bicep" in names
 
 
@@ -142,7 +168,9 @@ def syntax_errors(source: bytes) -> list[str]:
         node = stack.pop()
         if node.type == "ERROR" or node.is_missing:
             kind = "MISSING" if node.is_missing else "ERROR"
-            found.append(f"{kind} at line {node.start_point[0] + 1}, column {node.start_point[1] + 1}")
+            found.append(
+                f"{kind} at line {node.start_point[0] + 1}, column {node.start_point[1] + 1}"
+            )
         stack.extend(node.children)
     return found
 
@@ -156,13 +184,17 @@ def declared_resources(path: Path) -> list[tuple[str, str, bool]]:
             continue
         kinds = {c.type: c for c in node.children}
         type_name = kinds["string"].text.decode().strip("'").split("@")[0]
-        found.append((kinds["identifier"].text.decode(), type_name, "existing" in kinds))
+        found.append(
+            (kinds["identifier"].text.decode(), type_name, "existing" in kinds)
+        )
     return found
 
 
 def test_tree_sitter_reports_a_broken_file():
     # The check below must be able to fail: a missing brace and a dangling operator.
-    assert syntax_errors(b"param x string = \nresource r 'A/b@2020-01-01' = {\n  name: 'r'\n")
+    assert syntax_errors(
+        b"param x string = \nresource r 'A/b@2020-01-01' = {\n  name: 'r'\n"
+    )
     assert not syntax_errors(b"param x string = 'a'\n")
 
 
@@ -200,7 +232,9 @@ def test_main_uses_every_module_file():
 
 
 # Collected by text, so a parse failure fails the tests instead of breaking collection.
-MAIN_MODULE_SYMBOLS = sorted(re.findall(r"^module (\w+) ", (INFRA / "main.bicep").read_text(), re.MULTILINE))
+MAIN_MODULE_SYMBOLS = sorted(
+    re.findall(r"^module (\w+) ", (INFRA / "main.bicep").read_text(), re.MULTILINE)
+)
 
 
 @pytest.mark.parametrize("symbol", MAIN_MODULE_SYMBOLS)
@@ -208,9 +242,13 @@ def test_module_call_matches_module_parameters(symbol: str):
     module = main_modules()[symbol]
     declared = parsed(INFRA / module["detail"]["path"]).get("parameters", {})
     passed = set(module["config"].get("params", {}))
-    assert passed <= set(declared), f"unknown parameters {sorted(passed - set(declared))}"
+    assert passed <= set(declared), (
+        f"unknown parameters {sorted(passed - set(declared))}"
+    )
     required = {name for name, p in declared.items() if p.get("default") is None}
-    assert required <= passed, f"required parameters not passed {sorted(required - passed)}"
+    assert required <= passed, (
+        f"required parameters not passed {sorted(required - passed)}"
+    )
 
 
 def test_module_outputs_referenced_in_main_exist():
@@ -258,17 +296,26 @@ def test_topology_names_are_valid_for_azure():
     assert 1 <= hub["partitionCount"] <= 32
     assert len(set(hub["consumerGroups"])) == len(hub["consumerGroups"])
     for group in hub["consumerGroups"]:
-        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", group) and group.lower() != "$default", group
+        assert (
+            re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}", group)
+            and group.lower() != "$default"
+        ), group
     names = [c["name"] for c in topo["cosmos"]["containers"]]
     assert len(set(names)) == len(names)
     for container in topo["cosmos"]["containers"]:
         assert re.fullmatch(r"[^/\\#?]{1,255}", container["name"])
-        assert re.fullmatch(r"/[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*", container["partitionKey"]), container["partitionKey"]
+        assert re.fullmatch(
+            r"/[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*", container["partitionKey"]
+        ), container["partitionKey"]
         policy = container["indexingPolicy"]
-        assert set(policy) <= COSMOS_INDEXING_POLICY_KEYS, f"{container['name']}: {set(policy) - COSMOS_INDEXING_POLICY_KEYS}"
+        assert set(policy) <= COSMOS_INDEXING_POLICY_KEYS, (
+            f"{container['name']}: {set(policy) - COSMOS_INDEXING_POLICY_KEYS}"
+        )
         assert policy.get("indexingMode", "consistent") in {"consistent", "none"}
     for blob_container in topo["storage"].values():
-        assert re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", blob_container), blob_container
+        assert re.fullmatch(
+            r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", blob_container
+        ), blob_container
 
 
 def test_event_hub_and_consumer_groups_come_from_topology():
@@ -277,7 +324,10 @@ def test_event_hub_and_consumer_groups_come_from_topology():
     res = resources(path)
     hub = res["hub"]
     assert render(resource_body(hub)["name"]) == f"{topo_var}.eventHub.name"
-    assert render(resource_body(hub)["properties"]["partitionCount"]) == f"{topo_var}.eventHub.partitionCount"
+    assert (
+        render(resource_body(hub)["properties"]["partitionCount"])
+        == f"{topo_var}.eventHub.partitionCount"
+    )
     groups = res["consumerGroups"]
     assert groups["type"] == "Microsoft.EventHub/namespaces/eventhubs/consumergroups"
     assert loop_source(groups) == f"{topo_var}.eventHub.consumerGroups"
@@ -289,7 +339,9 @@ def test_cosmos_database_and_containers_come_from_topology():
     path = APP / "cosmos.bicep"
     topo_var = topology_variable(path)
     res = resources(path)
-    assert render(resource_body(res["database"])["name"]) == f"{topo_var}.cosmos.database"
+    assert (
+        render(resource_body(res["database"])["name"]) == f"{topo_var}.cosmos.database"
+    )
     containers = res["containers"]
     item = loop_item(containers)
     assert loop_source(containers) == f"{topo_var}.cosmos.containers"
@@ -298,7 +350,9 @@ def test_cosmos_database_and_containers_come_from_topology():
     assert render(body["name"]) == f"{item}.name"
     resource = body["properties"]["resource"]
     assert render(resource["id"]) == f"{item}.name"
-    assert [render(p) for p in resource["partitionKey"]["paths"]] == [f"{item}.partitionKey"]
+    assert [render(p) for p in resource["partitionKey"]["paths"]] == [
+        f"{item}.partitionKey"
+    ]
     assert render(resource["indexingPolicy"]) == f"{item}.indexingPolicy"
 
 
@@ -325,7 +379,9 @@ def app_settings() -> dict[str, Any]:
 def test_every_required_setting_is_set_on_the_function_app():
     required = {s.name for s in config.SETTINGS if s.azure == "required"}
     missing = required - set(app_settings())
-    assert not missing, f"required settings missing from infra/app/function.bicep: {sorted(missing)}"
+    assert not missing, (
+        f"required settings missing from infra/app/function.bicep: {sorted(missing)}"
+    )
 
 
 def test_no_local_only_setting_reaches_azure():
@@ -341,8 +397,16 @@ def test_every_app_setting_is_declared_or_a_host_setting():
         if name in declared or name in host:
             continue
         # Identity-based connection details of a declared or host connection.
-        assert suffix in {"accountName", "credential", "clientId", "blobServiceUri", "fullyQualifiedNamespace"}, name
-        assert prefix in {"AzureWebJobsStorage"} | {s.name.partition("__")[0] for s in config.SETTINGS}, name
+        assert suffix in {
+            "accountName",
+            "credential",
+            "clientId",
+            "blobServiceUri",
+            "fullyQualifiedNamespace",
+        }, name
+        assert prefix in {"AzureWebJobsStorage"} | {
+            s.name.partition("__")[0] for s in config.SETTINGS
+        }, name
 
 
 def test_identity_based_connections_name_the_user_assigned_identity():
@@ -351,7 +415,10 @@ def test_identity_based_connections_name_the_user_assigned_identity():
         assert settings[f"{prefix}__credential"] == "managedidentity"
         assert settings[f"{prefix}__clientId"] == "identityClientId"
     assert settings["AZURE_CLIENT_ID"] == "identityClientId"
-    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "ClientId=${identityClientId};Authorization=AAD"
+    assert (
+        settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+        == "ClientId=${identityClientId};Authorization=AAD"
+    )
 
 
 def test_function_app_is_flex_consumption_python_with_identity_deployment():
@@ -366,7 +433,10 @@ def test_function_app_is_flex_consumption_python_with_identity_deployment():
     assert app_config["runtime"] == {"name": "python", "version": "pythonVersion"}
     assert parsed(path)["parameters"]["pythonVersion"]["default"] == "3.11"
     auth = app_config["deployment"]["storage"]["authentication"]
-    assert auth == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
+    assert auth == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,7 +458,9 @@ def test_local_authentication_is_disabled_everywhere():
 
 
 def test_sql_allows_azure_services_through_the_firewall():
-    rule = resource_body(resources(APP / "sql.bicep")["allowAzureServices"])["properties"]
+    rule = resource_body(resources(APP / "sql.bicep")["allowAzureServices"])[
+        "properties"
+    ]
     assert rule == {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"}
 
 
@@ -408,8 +480,14 @@ def test_roles_granted_to_the_app_identity():
     assert loop_source(res["appEventHubs"]) == "appEventHubsRoles"
     cosmos = resources(APP / "cosmos.bicep")
     assert "00000000-0000-0000-0000-000000000002" in (APP / "cosmos.bicep").read_text()
-    assert resource_body(cosmos["appDataContributor"])["properties"]["principalId"] == "appPrincipalId"
-    assert resource_body(cosmos["userDataContributor"])["properties"]["principalId"] == "userPrincipalId"
+    assert (
+        resource_body(cosmos["appDataContributor"])["properties"]["principalId"]
+        == "appPrincipalId"
+    )
+    assert (
+        resource_body(cosmos["userDataContributor"])["properties"]["principalId"]
+        == "userPrincipalId"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -425,11 +503,17 @@ SECRET_PATTERNS = [
         r"[A-Za-z0-9+/]{40,}={1,2}",  # base64 key material
     )
 ]
-SECRETISH_NAME = re.compile(r"key|secret|password|connectionstring|token|sas", re.IGNORECASE)
+SECRETISH_NAME = re.compile(
+    r"key|secret|password|connectionstring|token|sas", re.IGNORECASE
+)
 
 
 def infra_text_files() -> list[Path]:
-    return sorted(p for p in INFRA.rglob("*") if p.is_file() and p.suffix in {".bicep", ".json", ".xml", ".sh", ".sql"})
+    return sorted(
+        p
+        for p in INFRA.rglob("*")
+        if p.is_file() and p.suffix in {".bicep", ".json", ".xml", ".sh", ".sql"}
+    )
 
 
 @pytest.mark.parametrize("path", infra_text_files(), ids=rel)
@@ -443,7 +527,10 @@ def test_list_functions_only_feed_the_secret_named_value():
     uses = []
     for path in BICEP_FILES:
         for node in walk(parsed(path)):
-            if isinstance(node, dict) and node.get("function", {}).get("type") == "list_func":
+            if (
+                isinstance(node, dict)
+                and node.get("function", {}).get("type") == "list_func"
+            ):
                 uses.append((rel(path), node["function"]["parameters"]["func_name"]))
         # Any list*() the parser might not classify, by text.
         for match in re.findall(r"\b(list\w*)\s*\(", path.read_text()):
@@ -469,14 +556,20 @@ def test_outputs_carry_no_secret(path: Path):
         assert not SECRETISH_NAME.search(name), f"output {name} looks secret"
         value = render(output.get("value"))
         assert "list_func" not in value, f"output {name} calls list*()"
-        assert not re.search(r"connectionstring|instrumentationkey|primarykey|masterkey", value, re.IGNORECASE), name
+        assert not re.search(
+            r"connectionstring|instrumentationkey|primarykey|masterkey",
+            value,
+            re.IGNORECASE,
+        ), name
 
 
 def test_parameters_file_holds_no_secret():
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     for name, entry in params.items():
         assert not SECRETISH_NAME.search(name), name
-        assert "reference" not in entry, f"{name} pulls a Key Vault secret into the deployment"
+        assert "reference" not in entry, (
+            f"{name} pulls a Key Vault secret into the deployment"
+        )
 
 
 def test_only_the_insights_connection_string_is_read_from_a_resource():
@@ -519,7 +612,9 @@ def test_apim_policy_limits_rate_sets_cors_and_correlation_id():
         assert headers, f"{section} does not set X-Correlation-Id"
     variable = inbound.find("set-variable[@name='correlationId']")
     assert variable is not None
-    assert "X-Correlation-Id" in variable.get("value") and "context.RequestId" in variable.get("value")
+    assert "X-Correlation-Id" in variable.get(
+        "value"
+    ) and "context.RequestId" in variable.get("value")
     exposed = [h.text for h in inbound.findall("cors/expose-headers/header")]
     assert "X-Correlation-Id" in exposed and "ETag" in exposed
 
@@ -531,7 +626,10 @@ def test_apim_backend_uses_the_host_key_named_value():
     assert header == ["{{${hostKeyNamedValue}}}"]
     variables = parsed(APP / "apim.bicep")["variables"]
     backend_id = variables["backendId"]["value"]
-    assert apim_policy().find("inbound/set-backend-service").get("backend-id") == backend_id
+    assert (
+        apim_policy().find("inbound/set-backend-service").get("backend-id")
+        == backend_id
+    )
     api = resource_body(res["api"])["properties"]
     assert api["format"] == "openapi+json"
     assert render(api["value"]) == "load_text_content(../openapi.json)"
@@ -559,7 +657,9 @@ def test_openapi_avoids_what_api_management_cannot_import():
     def visit(node: Any, where: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+                if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(
+                    value, bool
+                ):
                     numeric.append(f"{where}/{key}={value}")
                 visit(value, f"{where}/{key}")
         elif isinstance(node, list):
@@ -577,7 +677,11 @@ def test_openapi_avoids_what_api_management_cannot_import():
 
 def test_azure_yaml_declares_the_function_service_and_hook():
     doc = yaml.safe_load((REPO / "azure.yaml").read_text())
-    assert doc["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+    assert doc["services"]["api"] == {
+        "project": ".",
+        "language": "python",
+        "host": "function",
+    }
     assert doc["infra"]["path"] == "infra"
     hook = doc["hooks"]["postprovision"]["posix"]
     assert "infra/scripts/postprovision.sh" in hook["run"]
@@ -587,7 +691,9 @@ def test_azure_yaml_declares_the_function_service_and_hook():
 def emulator_config_module():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("generate_config", REPO / "docker" / "eventhubs" / "generate_config.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_config", REPO / "docker" / "eventhubs" / "generate_config.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -616,14 +722,20 @@ def test_docker_compose_runs_the_official_emulators():
     images = {name: s["image"] for name, s in services.items()}
     assert images["azurite"].startswith("mcr.microsoft.com/azure-storage/azurite")
     assert images["sqlserver"] == "mcr.microsoft.com/mssql/server:2022-latest"
-    assert images["cosmosdb"].startswith("mcr.microsoft.com/cosmosdb/linux/azure-cosmos-emulator")
+    assert images["cosmosdb"].startswith(
+        "mcr.microsoft.com/cosmosdb/linux/azure-cosmos-emulator"
+    )
     eventhubs = services["eventhubs"]
-    assert eventhubs["image"].startswith("mcr.microsoft.com/azure-messaging/eventhubs-emulator")
+    assert eventhubs["image"].startswith(
+        "mcr.microsoft.com/azure-messaging/eventhubs-emulator"
+    )
     assert eventhubs["environment"]["BLOB_SERVER"] == "azurite"
     assert eventhubs["environment"]["METADATA_SERVER"] == "azurite"
     mount = next(v for v in eventhubs["volumes"] if "Config.json" in v)
     source, target = mount.split(":")[:2]
-    assert (REPO / source).resolve() == (REPO / "docker" / "eventhubs" / "Config.json").resolve()
+    assert (REPO / source).resolve() == (
+        REPO / "docker" / "eventhubs" / "Config.json"
+    ).resolve()
     assert target == "/Eventhubs_Emulator/ConfigFiles/Config.json"
     assert "azurite" in eventhubs["depends_on"]
 
@@ -662,13 +774,23 @@ def test_postprovision_creates_the_sql_user_then_migrates(stub_tools: Path):
         "SQL_CONNECTION_STRING": "Server=localhost;Uid=sa",  # must not reach the migration
     }
     script = INFRA / "scripts" / "postprovision.sh"
-    result = subprocess.run(["bash", str(script)], check=False, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(script)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     work = stub_tools.parent
     sqlcmd_args = (work / "sqlcmd.args").read_text().splitlines()
     assert sqlcmd_args[sqlcmd_args.index("-S") + 1] == "sql-test.database.windows.net"
     assert sqlcmd_args[sqlcmd_args.index("-d") + 1] == "orders"
-    assert sqlcmd_args[sqlcmd_args.index("--authentication-method") + 1] == "ActiveDirectoryDefault"
+    assert (
+        sqlcmd_args[sqlcmd_args.index("--authentication-method") + 1]
+        == "ActiveDirectoryDefault"
+    )
     assert sqlcmd_args[sqlcmd_args.index("-v") + 1] == "APP_IDENTITY_NAME=id-api-test"
     script_file = Path(sqlcmd_args[sqlcmd_args.index("-i") + 1])
     assert script_file.exists()
@@ -683,7 +805,11 @@ def test_postprovision_refuses_without_its_variables(tmp_path: Path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     result = subprocess.run(
         ["bash", str(INFRA / "scripts" / "postprovision.sh")],
-        check=False, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "SQL_SERVER" in result.stderr
@@ -691,7 +817,10 @@ def test_postprovision_refuses_without_its_variables(tmp_path: Path):
 
 def test_sql_grant_script_is_idempotent():
     sql = (INFRA / "scripts" / "sql" / "grant-app-identity.sql").read_text()
-    assert "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'$(APP_IDENTITY_NAME)')" in sql
+    assert (
+        "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'$(APP_IDENTITY_NAME)')"
+        in sql
+    )
     assert "CREATE USER [$(APP_IDENTITY_NAME)] FROM EXTERNAL PROVIDER" in sql
     for role in ("db_datareader", "db_datawriter"):
         assert f"IF IS_ROLEMEMBER(N'{role}', N'$(APP_IDENTITY_NAME)') = 0" in sql
@@ -708,9 +837,15 @@ def checkov() -> Path:
     if os.environ.get("INFRA_SKIP_CHECKOV") == "1":
         pytest.skip("INFRA_SKIP_CHECKOV=1")
     result = subprocess.run(
-        ["bash", str(REPO / "devtools" / "ensure_checkov.sh")], check=False, capture_output=True, text=True, timeout=600
+        ["bash", str(REPO / "devtools" / "ensure_checkov.sh")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert result.returncode == 0, f"could not install checkov:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"could not install checkov:\n{result.stderr[-3000:]}"
+    )
     return Path(result.stdout.strip().splitlines()[-1])
 
 
@@ -718,7 +853,11 @@ def run_checkov(checkov: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # --skip-download: no calls to the vendor's API (offline, deterministic).
     return subprocess.run(
         [str(checkov), "--framework", "bicep", "--skip-download", *args],
-        check=False, cwd=REPO, capture_output=True, text=True, timeout=600,
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -752,10 +891,13 @@ def test_checkov_parsed_every_file(checkov_report: dict[str, Any]):
     assert checkov_report["summary"]["parsing_errors"] == 0
 
 
-def test_checkov_checked_every_checkable_resource(checkov_report: dict[str, Any], checkov_types: set[str]):
+def test_checkov_checked_every_checkable_resource(
+    checkov_report: dict[str, Any], checkov_types: set[str]
+):
     results = checkov_report["results"]
     seen = {
-        (c["file_path"].lstrip("/"), c["resource"]) for c in results["passed_checks"] + results["failed_checks"]
+        (c["file_path"].lstrip("/"), c["resource"])
+        for c in results["passed_checks"] + results["failed_checks"]
     }
     # Declared resources come from tree-sitter, independent of checkov's own parser, so a
     # file or resource checkov drops (it exits 0 on parse failures) shows up here.
@@ -768,7 +910,9 @@ def test_checkov_checked_every_checkable_resource(checkov_report: dict[str, Any]
     assert expected <= seen, f"checkov silently skipped: {sorted(expected - seen)}"
 
 
-def test_checkov_failures_are_exactly_the_documented_skips(checkov_report: dict[str, Any]):
+def test_checkov_failures_are_exactly_the_documented_skips(
+    checkov_report: dict[str, Any],
+):
     skips = json.loads(SKIPS_FILE.read_text())["skips"]
     for skip in skips:
         assert len(skip.get("reason", "")) > 20, f"skip without a real reason: {skip}"
@@ -777,9 +921,11 @@ def test_checkov_failures_are_exactly_the_documented_skips(checkov_report: dict[
         (c["check_id"], c["resource"], c["file_path"].lstrip("/"))
         for c in checkov_report["results"]["failed_checks"]
     }
-    assert not failed - allowed, "new checkov failures (fix, or add to tests/checkov_skips.json with a reason):\n" + (
-        "\n".join(sorted(map(str, failed - allowed)))
+    assert not failed - allowed, (
+        "new checkov failures (fix, or add to tests/checkov_skips.json with a reason):\n"
+        + ("\n".join(sorted(map(str, failed - allowed))))
     )
-    assert not allowed - failed, "stale entries in tests/checkov_skips.json:\n" + "\n".join(
-        sorted(map(str, allowed - failed))
+    assert not allowed - failed, (
+        "stale entries in tests/checkov_skips.json:\n"
+        + "\n".join(sorted(map(str, allowed - failed)))
     )

@@ -251,7 +251,9 @@ def test_cosmos_etag_precondition(container: ContainerProxy) -> None:
         )
 
 
-def test_cosmos_patch_filter_predicate_is_case_sensitive(container: ContainerProxy) -> None:
+def test_cosmos_patch_filter_predicate_is_case_sensitive(
+    container: ContainerProxy,
+) -> None:
     # The stock server lower-cased the predicate, so camelCase properties were undefined.
     container.upsert_item({"id": "guarded", "pk": "guarded", "customerVersion": 1})
     patch = [{"op": "set", "path": "/customerVersion", "value": 2}]
@@ -268,7 +270,9 @@ def test_cosmos_patch_filter_predicate_is_case_sensitive(container: ContainerPro
             patch_operations=patch,
             filter_predicate="FROM c WHERE NOT IS_DEFINED(c.customerVersion) OR c.customerVersion < 2",
         )
-    assert container.read_item("guarded", partition_key="guarded")["customerVersion"] == 2
+    assert (
+        container.read_item("guarded", partition_key="guarded")["customerVersion"] == 2
+    )
 
 
 # --- supervision -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`python -m devtools.devhost`: run the function app like `func start` (dev only).
 
-    python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
-        [--settings local.settings.json] [--root .] [--log-level INFO]
+python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
+    [--settings local.settings.json] [--root .] [--log-level INFO]
 """
 
 from __future__ import annotations
@@ -67,18 +67,37 @@ def configure_logging(level: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devtools.devhost", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071)")
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
-    parser.add_argument("--settings", default="local.settings.json",
-                        help="local settings file, relative to --root (used when present)")
-    parser.add_argument("--root", default=".", help="app root: sys.path, host.json, relative paths (default: cwd)")
-    parser.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.devhost", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=7071, help="HTTP port (default 7071)"
+    )
+    parser.add_argument(
+        "--app", default="function_app:app", help="module:attribute of the FunctionApp"
+    )
+    parser.add_argument(
+        "--settings",
+        default="local.settings.json",
+        help="local settings file, relative to --root (used when present)",
+    )
+    parser.add_argument(
+        "--root",
+        default=".",
+        help="app root: sys.path, host.json, relative paths (default: cwd)",
+    )
+    parser.add_argument(
+        "--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO")
+    )
     return parser.parse_args(argv)
 
 
-def build_eventhub_runner(functions: list[IndexedFunction], host_config: HostConfig, invoker: Invoker) -> Runner | None:
+def build_eventhub_runner(
+    functions: list[IndexedFunction], host_config: HostConfig, invoker: Invoker
+) -> Runner | None:
     """The Event Hub listeners, or None (with the reason logged) when they cannot run."""
     if not any(f.trigger_type == EVENT_HUB_TRIGGER for f in functions):
         return None
@@ -92,18 +111,36 @@ def build_eventhub_runner(functions: list[IndexedFunction], host_config: HostCon
 
     storage = os.environ.get("AzureWebJobsStorage", "")
     if not storage:
-        log.error("AzureWebJobsStorage is not set: Event Hub listeners not started (checkpoints live there)")
+        log.error(
+            "AzureWebJobsStorage is not set: Event Hub listeners not started (checkpoints live there)"
+        )
         return None
     container = checkpoint_container_name()
     try:
         store = open_blob_checkpoint_store(storage, container)
     except Exception as exc:  # noqa: BLE001 - the host keeps serving HTTP when a listener cannot start
-        log.error("Checkpoint store (container '%s') unavailable: %s; Event Hub listeners not started", container, exc)
+        log.error(
+            "Checkpoint store (container '%s') unavailable: %s; Event Hub listeners not started",
+            container,
+            exc,
+        )
         return None
-    event_log = open_event_log(os.environ.get("LOCAL_EVENT_LOG_PATH") or DEFAULT_EVENT_LOG_PATH)
-    log.info("Event log %s (%d partitions); checkpoints in container '%s'",
-             event_log.path.resolve(), event_log.partition_count, container)
-    return EventHubRunner(functions, event_log=event_log, store=store, invoker=invoker, host_config=host_config)
+    event_log = open_event_log(
+        os.environ.get("LOCAL_EVENT_LOG_PATH") or DEFAULT_EVENT_LOG_PATH
+    )
+    log.info(
+        "Event log %s (%d partitions); checkpoints in container '%s'",
+        event_log.path.resolve(),
+        event_log.partition_count,
+        container,
+    )
+    return EventHubRunner(
+        functions,
+        event_log=event_log,
+        store=store,
+        invoker=invoker,
+        host_config=host_config,
+    )
 
 
 class _Shutdown:
@@ -128,11 +165,17 @@ async def _announce(server: uvicorn.Server, args: argparse.Namespace) -> None:
         log.info("Host started: http://%s:%d (Ctrl-C to stop)", args.host, args.port)
 
 
-async def serve(args: argparse.Namespace, functions: list[IndexedFunction], host_config: HostConfig,
-                shutdown: _Shutdown) -> int:
+async def serve(
+    args: argparse.Namespace,
+    functions: list[IndexedFunction],
+    host_config: HostConfig,
+    shutdown: _Shutdown,
+) -> int:
     loop = asyncio.get_running_loop()
     invoker = Invoker(loop=loop)
-    host_retry = RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
+    host_retry = (
+        RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
+    )
     runners: list[Runner] = []
     eventhub_runner = build_eventhub_runner(functions, host_config, invoker)
     if eventhub_runner is not None:
@@ -141,8 +184,14 @@ async def serve(args: argparse.Namespace, functions: list[IndexedFunction], host
         runners.append(TimerRunner(functions, invoker=invoker, host_retry=host_retry))
 
     config = uvicorn.Config(
-        create_app(functions, host_config.route_prefix, invoker), host=args.host, port=args.port,
-        log_config=None, access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=5,
+        create_app(functions, host_config.route_prefix, invoker),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     shutdown.server = server
@@ -176,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         # request would drown the log.
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     root = Path(args.root).resolve()
-    os.chdir(root)  # like `func start`: relative paths in settings are relative to the app root
+    os.chdir(
+        root
+    )  # like `func start`: relative paths in settings are relative to the app root
     applied = load_local_settings(root / args.settings)
     if applied:
         log.info("Loaded %d setting(s) from %s", len(applied), args.settings)
@@ -196,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             log.info("  %s: %s", function.name, function.trigger_type)
 
     code = asyncio.run(serve(args, functions, host_config, shutdown))
-    if code == 2 or any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    if code == 2 or any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
         # A function still runs (it cannot be interrupted): exit anyway, as the host kills its worker.
         logging.shutdown()
         os._exit(0)

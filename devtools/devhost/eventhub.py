@@ -44,7 +44,11 @@ AZURITE_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz
 
 class CheckpointStore(Protocol):
     def list_checkpoints(
-        self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str, **kwargs: Any
+        self,
+        fully_qualified_namespace: str,
+        eventhub_name: str,
+        consumer_group: str,
+        **kwargs: Any,
     ) -> Iterable[dict[str, Any]]: ...
 
     def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None: ...
@@ -58,15 +62,23 @@ class MemoryCheckpointStore:
         self._lock = threading.Lock()
 
     def list_checkpoints(
-        self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str, **kwargs: Any
+        self,
+        fully_qualified_namespace: str,
+        eventhub_name: str,
+        consumer_group: str,
+        **kwargs: Any,
     ) -> list[dict[str, Any]]:
         key = (fully_qualified_namespace, eventhub_name, consumer_group)
         with self._lock:
             return [dict(c) for k, c in self.checkpoints.items() if k[:3] == key]
 
     def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None:
-        key = (checkpoint["fully_qualified_namespace"], checkpoint["eventhub_name"],
-               checkpoint["consumer_group"], checkpoint["partition_id"])
+        key = (
+            checkpoint["fully_qualified_namespace"],
+            checkpoint["eventhub_name"],
+            checkpoint["consumer_group"],
+            checkpoint["partition_id"],
+        )
         with self._lock:
             self.checkpoints[key] = dict(checkpoint)
 
@@ -77,9 +89,14 @@ def checkpoint_container_name(topology_path: Path = TOPOLOGY_PATH) -> str:
 
 def explicit_storage_connection_string(connection_string: str) -> str:
     """The checkpoint store rejects `UseDevelopmentStorage=true`; spell Azurite's defaults out."""
-    if connection_string.replace(" ", "").lower().rstrip(";") == "usedevelopmentstorage=true":
-        return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                f"AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
+    if (
+        connection_string.replace(" ", "").lower().rstrip(";")
+        == "usedevelopmentstorage=true"
+    ):
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+        )
     return connection_string
 
 
@@ -91,12 +108,16 @@ def open_blob_checkpoint_store(connection_string: str, container_name: str) -> A
 
     connection_string = explicit_storage_connection_string(connection_string)
     # Few retries: a dev host should say quickly that Azurite is not there.
-    with ContainerClient.from_connection_string(connection_string, container_name, retry_total=2) as container:
+    with ContainerClient.from_connection_string(
+        connection_string, container_name, retry_total=2
+    ) as container:
         try:
             container.create_container()
         except ResourceExistsError:
             pass
-    return BlobCheckpointStore.from_connection_string(connection_string, container_name, retry_total=3)
+    return BlobCheckpointStore.from_connection_string(
+        connection_string, container_name, retry_total=3
+    )
 
 
 # --- what the host sends to the worker -------------------------------------------------
@@ -109,7 +130,9 @@ def _json(value: Any) -> meta.Datum:
 def _collection_string(values: Iterable[str | None]) -> meta.Datum:
     # Without the IncludeEmptyEntriesInMessagePayload capability (the Python worker does not
     # ask for it) the host drops null and empty strings from string arrays.
-    return meta.Datum(SimpleNamespace(string=[v for v in values if v]), "collection_string")
+    return meta.Datum(
+        SimpleNamespace(string=[v for v in values if v]), "collection_string"
+    )
 
 
 def system_properties(event: StoredEvent) -> dict[str, Any]:
@@ -121,12 +144,14 @@ def system_properties(event: StoredEvent) -> dict[str, Any]:
     }
     if event.partition_key is not None:
         props["x-opt-partition-key"] = event.partition_key
-    props.update({
-        "SequenceNumber": event.sequence_number,
-        "Offset": event.offset,
-        "PartitionKey": event.partition_key,
-        "EnqueuedTimeUtc": net_datetime(event.enqueued_time, utc_kind=False),
-    })
+    props.update(
+        {
+            "SequenceNumber": event.sequence_number,
+            "Offset": event.offset,
+            "PartitionKey": event.partition_key,
+            "EnqueuedTimeUtc": net_datetime(event.enqueued_time, utc_kind=False),
+        }
+    )
     return props
 
 
@@ -146,52 +171,79 @@ def trigger_metadata(
     everything else (long, DateTime, dictionaries, objects) -> JSON.
     """
     metadata: dict[str, meta.Datum] = {
-        "PartitionContext": _json({
-            "IsCheckpointingAfterInvocation": True,
-            "FullyQualifiedNamespace": fully_qualified_namespace,
-            "EventHubName": eventhub_name,
-            "ConsumerGroup": consumer_group,
-            "PartitionId": partition_id,
-        }),
+        "PartitionContext": _json(
+            {
+                "IsCheckpointingAfterInvocation": True,
+                "FullyQualifiedNamespace": fully_qualified_namespace,
+                "EventHubName": eventhub_name,
+                "ConsumerGroup": consumer_group,
+                "PartitionId": partition_id,
+            }
+        ),
         "CheckpointContext": _json({"IsCheckpointingAfterInvocation": True}),
-        "sys": _json({
-            "MethodName": function_name,
-            "UtcNow": net_datetime(datetime.now(UTC), utc_kind=True),
-            "RandGuid": str(uuid.uuid4()),
-        }),
+        "sys": _json(
+            {
+                "MethodName": function_name,
+                "UtcNow": net_datetime(datetime.now(UTC), utc_kind=True),
+                "RandGuid": str(uuid.uuid4()),
+            }
+        ),
     }
     if many:
-        metadata.update({
-            "PartitionKeyArray": _collection_string(e.partition_key for e in events),
-            "OffsetArray": _collection_string(str(e.offset) for e in events),
-            "SequenceNumberArray": meta.Datum(
-                SimpleNamespace(sint64=[e.sequence_number for e in events]), "collection_sint64"),
-            "EnqueuedTimeUtcArray": _json([net_datetime(e.enqueued_time, utc_kind=False) for e in events]),
-            "PropertiesArray": _json([e.properties for e in events]),
-            "SystemPropertiesArray": _json([system_properties(e) for e in events]),
-        })
+        metadata.update(
+            {
+                "PartitionKeyArray": _collection_string(
+                    e.partition_key for e in events
+                ),
+                "OffsetArray": _collection_string(str(e.offset) for e in events),
+                "SequenceNumberArray": meta.Datum(
+                    SimpleNamespace(sint64=[e.sequence_number for e in events]),
+                    "collection_sint64",
+                ),
+                "EnqueuedTimeUtcArray": _json(
+                    [net_datetime(e.enqueued_time, utc_kind=False) for e in events]
+                ),
+                "PropertiesArray": _json([e.properties for e in events]),
+                "SystemPropertiesArray": _json([system_properties(e) for e in events]),
+            }
+        )
     else:
         (event,) = events
         if event.partition_key:
             metadata["PartitionKey"] = meta.Datum(event.partition_key, "string")
-        metadata.update({
-            "Offset": _json(event.offset),
-            "SequenceNumber": _json(event.sequence_number),
-            "EnqueuedTimeUtc": _json(net_datetime(event.enqueued_time, utc_kind=False)),
-            "Properties": _json(event.properties),
-            "SystemProperties": _json(system_properties(event)),
-        })
+        metadata.update(
+            {
+                "Offset": _json(event.offset),
+                "SequenceNumber": _json(event.sequence_number),
+                "EnqueuedTimeUtc": _json(
+                    net_datetime(event.enqueued_time, utc_kind=False)
+                ),
+                "Properties": _json(event.properties),
+                "SystemProperties": _json(system_properties(event)),
+            }
+        )
     return metadata
 
 
-def trigger_data(events: Sequence[StoredEvent], *, many: bool, data_type: str | None) -> meta.Datum:
+def trigger_data(
+    events: Sequence[StoredEvent], *, many: bool, data_type: str | None
+) -> meta.Datum:
     as_string = (data_type or "").lower() == "string"
     if many:
         if as_string:
-            return meta.Datum(SimpleNamespace(string=[e.body.decode("utf-8") for e in events]), "collection_string")
-        return meta.Datum(SimpleNamespace(bytes=[e.body for e in events]), "collection_bytes")
+            return meta.Datum(
+                SimpleNamespace(string=[e.body.decode("utf-8") for e in events]),
+                "collection_string",
+            )
+        return meta.Datum(
+            SimpleNamespace(bytes=[e.body for e in events]), "collection_bytes"
+        )
     (event,) = events
-    return meta.Datum(event.body.decode("utf-8"), "string") if as_string else meta.Datum(event.body, "bytes")
+    return (
+        meta.Datum(event.body.decode("utf-8"), "string")
+        if as_string
+        else meta.Datum(event.body, "bytes")
+    )
 
 
 def decode_trigger(
@@ -208,8 +260,13 @@ def decode_trigger(
     return EventHubTriggerConverter.decode(
         data=trigger_data(events, many=many, data_type=data_type),
         trigger_metadata=trigger_metadata(
-            events, many=many, function_name=function_name, eventhub_name=eventhub_name,
-            consumer_group=consumer_group, partition_id=partition_id),
+            events,
+            many=many,
+            function_name=function_name,
+            eventhub_name=eventhub_name,
+            consumer_group=consumer_group,
+            partition_id=partition_id,
+        ),
     )
 
 
@@ -233,7 +290,9 @@ class EventHubListener:
     ) -> None:
         trigger = function.trigger
         self.function = function
-        self.eventhub_name = str(trigger.get("eventHubName") or trigger.get("path") or "")
+        self.eventhub_name = str(
+            trigger.get("eventHubName") or trigger.get("path") or ""
+        )
         self.consumer_group = str(trigger.get("consumerGroup") or "$Default")
         self.connection = trigger.get("connection")
         self.many = str(trigger.get("cardinality") or "many").lower() != "one"
@@ -250,14 +309,24 @@ class EventHubListener:
     def start(self) -> None:
         for partition_id in self.event_log.partition_ids:
             thread = threading.Thread(
-                target=self._run_partition, args=(partition_id,),
-                name=f"eh-{self.function.name}-{partition_id}", daemon=True)
+                target=self._run_partition,
+                args=(partition_id,),
+                name=f"eh-{self.function.name}-{partition_id}",
+                daemon=True,
+            )
             self.threads.append(thread)
             thread.start()
-        log.info("Event Hub listener '%s': hub '%s', consumer group '%s', %d partitions, batch <= %d, "
-                 "cardinality %s (connection setting '%s' replaced by the local event log)",
-                 self.function.name, self.eventhub_name, self.consumer_group, len(self.threads),
-                 self.host_config.max_event_batch_size, "many" if self.many else "one", self.connection)
+        log.info(
+            "Event Hub listener '%s': hub '%s', consumer group '%s', %d partitions, batch <= %d, "
+            "cardinality %s (connection setting '%s' replaced by the local event log)",
+            self.function.name,
+            self.eventhub_name,
+            self.consumer_group,
+            len(self.threads),
+            self.host_config.max_event_batch_size,
+            "many" if self.many else "one",
+            self.connection,
+        )
 
     def join(self, deadline: float) -> list[str]:
         """Wait for the partition threads until `deadline`; returns the partitions still busy."""
@@ -270,13 +339,18 @@ class EventHubListener:
         while not self.stop_event.is_set():
             try:
                 for checkpoint in self.store.list_checkpoints(
-                        FULLY_QUALIFIED_NAMESPACE, self.eventhub_name, self.consumer_group):
+                    FULLY_QUALIFIED_NAMESPACE, self.eventhub_name, self.consumer_group
+                ):
                     if str(checkpoint["partition_id"]) == partition_id:
                         return int(checkpoint["sequence_number"])
                 break
             except Exception as exc:  # noqa: BLE001 - storage down: the host retries the lease/checkpoint read
-                log.error("'%s' partition %s: cannot read checkpoints (%s); retrying",
-                          self.function.name, partition_id, exc)
+                log.error(
+                    "'%s' partition %s: cannot read checkpoints (%s); retrying",
+                    self.function.name,
+                    partition_id,
+                    exc,
+                )
                 self.stop_event.wait(2.0)
         if self.host_config.initial_offset.lower() == "fromend":
             return self.event_log.last_sequence(partition_id)
@@ -291,7 +365,12 @@ class EventHubListener:
             try:
                 events = self.event_log.read(partition_id, position, max_batch)
             except Exception as exc:  # noqa: BLE001 - a locked or missing log file must not kill the reader
-                log.error("'%s' partition %s: reading the event log failed: %s", self.function.name, partition_id, exc)
+                log.error(
+                    "'%s' partition %s: reading the event log failed: %s",
+                    self.function.name,
+                    partition_id,
+                    exc,
+                )
                 self.stop_event.wait(1.0)
                 continue
             if len(events) < min_batch and events:
@@ -307,9 +386,14 @@ class EventHubListener:
             completed = self.process_batch(partition_id, events)
             if not completed or self.stop_event.is_set():
                 # Host stopping: like the extension, never checkpoint a batch cut short.
-                log.info("'%s' partition %s: stopping; batch of %d (sequence %d-%d) not checkpointed",
-                         self.function.name, partition_id, len(events),
-                         events[0].sequence_number, events[-1].sequence_number)
+                log.info(
+                    "'%s' partition %s: stopping; batch of %d (sequence %d-%d) not checkpointed",
+                    self.function.name,
+                    partition_id,
+                    len(events),
+                    events[0].sequence_number,
+                    events[-1].sequence_number,
+                )
                 return
             self._checkpoint(partition_id, events[-1])
             position = events[-1].sequence_number
@@ -323,33 +407,59 @@ class EventHubListener:
 
             def attempt(retry_count: int, batch: Sequence[StoredEvent] = batch) -> None:
                 argument = decode_trigger(
-                    batch, many=self.many, function_name=self.function.name,
-                    eventhub_name=self.eventhub_name, consumer_group=self.consumer_group,
-                    partition_id=partition_id, data_type=self.data_type)
+                    batch,
+                    many=self.many,
+                    function_name=self.function.name,
+                    eventhub_name=self.eventhub_name,
+                    consumer_group=self.consumer_group,
+                    partition_id=partition_id,
+                    data_type=self.data_type,
+                )
                 started = time.perf_counter()
-                self.invoker.call_blocking(self.function, build_kwargs(self.function, argument, retry_count))
-                log.info("Executed 'Functions.%s' (Succeeded, partition %s, %d event(s), sequence %d-%d, %.0f ms)",
-                         self.function.name, partition_id, len(batch), batch[0].sequence_number,
-                         batch[-1].sequence_number, (time.perf_counter() - started) * 1000)
+                self.invoker.call_blocking(
+                    self.function, build_kwargs(self.function, argument, retry_count)
+                )
+                log.info(
+                    "Executed 'Functions.%s' (Succeeded, partition %s, %d event(s), sequence %d-%d, %.0f ms)",
+                    self.function.name,
+                    partition_id,
+                    len(batch),
+                    batch[0].sequence_number,
+                    batch[-1].sequence_number,
+                    (time.perf_counter() - started) * 1000,
+                )
 
-            outcome = run_with_retry(attempt, self.retry, self.stop_event, log, f"Functions.{self.function.name}")
+            outcome = run_with_retry(
+                attempt,
+                self.retry,
+                self.stop_event,
+                log,
+                f"Functions.{self.function.name}",
+            )
             if outcome.interrupted:
                 return False
         return True
 
     def _checkpoint(self, partition_id: str, event: StoredEvent) -> None:
         try:
-            self.store.update_checkpoint({
-                "fully_qualified_namespace": FULLY_QUALIFIED_NAMESPACE,
-                "eventhub_name": self.eventhub_name,
-                "consumer_group": self.consumer_group,
-                "partition_id": partition_id,
-                "offset": str(event.offset),
-                "sequence_number": event.sequence_number,
-            })
+            self.store.update_checkpoint(
+                {
+                    "fully_qualified_namespace": FULLY_QUALIFIED_NAMESPACE,
+                    "eventhub_name": self.eventhub_name,
+                    "consumer_group": self.consumer_group,
+                    "partition_id": partition_id,
+                    "offset": str(event.offset),
+                    "sequence_number": event.sequence_number,
+                }
+            )
         except Exception as exc:  # noqa: BLE001 - as in the host: log it, keep processing (redelivery on restart)
-            log.error("'%s' partition %s: checkpoint at sequence %d failed: %s",
-                      self.function.name, partition_id, event.sequence_number, exc)
+            log.error(
+                "'%s' partition %s: checkpoint at sequence %d failed: %s",
+                self.function.name,
+                partition_id,
+                event.sequence_number,
+                exc,
+            )
 
 
 class EventHubRunner:
@@ -366,19 +476,34 @@ class EventHubRunner:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         self.stop_event = threading.Event()
-        host_retry = RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
+        host_retry = (
+            RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
+        )
         self.listeners = [
-            EventHubListener(f, event_log=event_log, store=store, invoker=invoker, host_config=host_config,
-                             stop=self.stop_event, retry=host_retry, poll_interval=poll_interval)
-            for f in functions if f.trigger_type == EVENT_HUB_TRIGGER
+            EventHubListener(
+                f,
+                event_log=event_log,
+                store=store,
+                invoker=invoker,
+                host_config=host_config,
+                stop=self.stop_event,
+                retry=host_retry,
+                poll_interval=poll_interval,
+            )
+            for f in functions
+            if f.trigger_type == EVENT_HUB_TRIGGER
         ]
         seen: dict[tuple[str, str], str] = {}
         for listener in self.listeners:
             key = (listener.eventhub_name.lower(), listener.consumer_group.lower())
             if key in seen:
-                log.warning("Functions '%s' and '%s' share hub '%s' and consumer group '%s': they share "
-                            "checkpoints, so each would see only part of the events in Azure",
-                            seen[key], listener.function.name, *key)
+                log.warning(
+                    "Functions '%s' and '%s' share hub '%s' and consumer group '%s': they share "
+                    "checkpoints, so each would see only part of the events in Azure",
+                    seen[key],
+                    listener.function.name,
+                    *key,
+                )
             seen[key] = listener.function.name
 
     def start(self) -> None:
@@ -389,15 +514,26 @@ class EventHubRunner:
         """Stop reading; wait up to `timeout` for invocations in flight. Returns abandoned threads."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
-        abandoned = [name for listener in self.listeners for name in listener.join(deadline)]
+        abandoned = [
+            name for listener in self.listeners for name in listener.join(deadline)
+        ]
         for name in abandoned:
-            log.warning("%s: invocation still running after %.0fs; abandoned without checkpoint", name, timeout)
+            log.warning(
+                "%s: invocation still running after %.0fs; abandoned without checkpoint",
+                name,
+                timeout,
+            )
         return abandoned
 
 
-def open_event_log(path: str | Path, default_partition_count: int | None = None,
-                   topology_path: Path = TOPOLOGY_PATH) -> LocalEventLog:
+def open_event_log(
+    path: str | Path,
+    default_partition_count: int | None = None,
+    topology_path: Path = TOPOLOGY_PATH,
+) -> LocalEventLog:
     """The local event log; a new log gets the hub's partition count from topology.json."""
     if default_partition_count is None:
-        default_partition_count = int(json.loads(topology_path.read_text())["eventHub"]["partitionCount"])
+        default_partition_count = int(
+            json.loads(topology_path.read_text())["eventHub"]["partitionCount"]
+        )
     return LocalEventLog(path, default_partition_count)

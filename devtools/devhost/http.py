@@ -42,25 +42,44 @@ def full_template(function: IndexedFunction, route_prefix: str) -> str:
     return "/".join(p for p in (route_prefix.strip("/"), route) if p)
 
 
-def build_route_table(functions: Iterable[IndexedFunction], route_prefix: str) -> RouteTable:
+def build_route_table(
+    functions: Iterable[IndexedFunction], route_prefix: str
+) -> RouteTable:
     table = RouteTable()
     for function in functions:
         if function.trigger_type == HTTP_TRIGGER:
-            table.add(full_template(function, route_prefix), function.trigger.get("methods"), function)
+            table.add(
+                full_template(function, route_prefix),
+                function.trigger.get("methods"),
+                function,
+            )
     return table
 
 
-def _joined(pairs: Iterable[tuple[str, str]], *, lower: bool, drop_empty: bool) -> dict[str, str]:
+def _joined(
+    pairs: Iterable[tuple[str, str]], *, lower: bool, drop_empty: bool
+) -> dict[str, str]:
     grouped: dict[str, list[str]] = {}
     for name, value in pairs:
         grouped.setdefault(name.lower() if lower else name, []).append(value)
-    return {k: ",".join(v) for k, v in grouped.items() if not (drop_empty and not ",".join(v))}
+    return {
+        k: ",".join(v)
+        for k, v in grouped.items()
+        if not (drop_empty and not ",".join(v))
+    }
 
 
-async def to_function_request(request: Request, route_params: dict[str, str]) -> WorkerHttpRequest:
-    headers = _joined(((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw),
-                      lower=True, drop_empty=False)
-    query = urllib.parse.parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+async def to_function_request(
+    request: Request, route_params: dict[str, str]
+) -> WorkerHttpRequest:
+    headers = _joined(
+        ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw),
+        lower=True,
+        drop_empty=False,
+    )
+    query = urllib.parse.parse_qsl(
+        request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+    )
     return WorkerHttpRequest(
         method=request.method,
         url=str(request.url),
@@ -79,29 +98,44 @@ def to_asgi_response(result: Any) -> Response:
     binding the v2 model always declares; the worker fails the invocation, the host answers 500.
     """
     if isinstance(result, str):
-        return Response(result.encode("utf-8"), headers={"content-type": "text/plain; charset=utf-8"})
+        return Response(
+            result.encode("utf-8"),
+            headers={"content-type": "text/plain; charset=utf-8"},
+        )
     if not isinstance(result, functions_abc.HttpResponse):
-        raise TypeError(f"unable to encode outgoing TypedData: an HTTP function must return "
-                        f"func.HttpResponse or str, not {type(result).__name__}")
+        raise TypeError(
+            f"unable to encode outgoing TypedData: an HTTP function must return "
+            f"func.HttpResponse or str, not {type(result).__name__}"
+        )
     datum = HttpResponseConverter.encode(result, expected_type=None).value
-    response = Response(datum["body"].value or b"", status_code=int(datum["status_code"].value))
+    response = Response(
+        datum["body"].value or b"", status_code=int(datum["status_code"].value)
+    )
     for name, value in datum["headers"].items():
         if name.lower() not in _HOP_HEADERS:
-            response.raw_headers.append((name.lower().encode("latin-1"), str(value.value).encode("latin-1")))
+            response.raw_headers.append(
+                (name.lower().encode("latin-1"), str(value.value).encode("latin-1"))
+            )
     for cookie in datum.get("cookies") or []:
         for morsel in cookie.values():
-            response.raw_headers.append((b"set-cookie", morsel.OutputString().encode("latin-1")))
+            response.raw_headers.append(
+                (b"set-cookie", morsel.OutputString().encode("latin-1"))
+            )
     return response
 
 
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {
         "type": f"https://errors.orders.example/{_PROBLEM_TYPES.get(status, 'internal')}",
         "title": title,
         "status": status,
         "detail": detail,
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type=PROBLEM_JSON
+    )
 
 
 class FunctionDispatcher:
@@ -123,19 +157,33 @@ class FunctionDispatcher:
             response = await self._invoke(function, request, resolution.route_params)
         elif resolution.method_not_allowed:
             allow = ", ".join(resolution.allowed)
-            response = problem(405, "Method Not Allowed",
-                               f"{request.method} is not allowed on {scope['path']}; allowed: {allow}.",
-                               {"Allow": allow})
+            response = problem(
+                405,
+                "Method Not Allowed",
+                f"{request.method} is not allowed on {scope['path']}; allowed: {allow}.",
+                {"Allow": allow},
+            )
         else:
             response = problem(404, "Not Found", f"No function serves {scope['path']}.")
         await response(scope, receive, send)
         elapsed = (time.perf_counter() - started) * 1000
-        log.info("%s %s -> %d in %.1f ms (%s)", request.method, scope["path"], response.status_code, elapsed, name)
+        log.info(
+            "%s %s -> %d in %.1f ms (%s)",
+            request.method,
+            scope["path"],
+            response.status_code,
+            elapsed,
+            name,
+        )
 
-    async def _invoke(self, function: IndexedFunction, request: Request, route_params: dict[str, str]) -> Response:
+    async def _invoke(
+        self, function: IndexedFunction, request: Request, route_params: dict[str, str]
+    ) -> Response:
         try:
             function_request = await to_function_request(request, route_params)
-            result = await self.invoker.call_async(function, build_kwargs(function, function_request))
+            result = await self.invoker.call_async(
+                function, build_kwargs(function, function_request)
+            )
             return to_asgi_response(result)
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed)", function.name)
@@ -146,20 +194,30 @@ async def host_status(_: Request) -> JSONResponse:
     return JSONResponse({"state": "Running"})
 
 
-def create_app(functions: Iterable[IndexedFunction], route_prefix: str, invoker: Invoker) -> Starlette:
+def create_app(
+    functions: Iterable[IndexedFunction], route_prefix: str, invoker: Invoker
+) -> Starlette:
     table = build_route_table(functions, route_prefix)
-    return Starlette(routes=[
-        Route(STATUS_PATH, host_status, methods=["GET"]),
-        Route("/{path:path}", FunctionDispatcher(table, invoker)),
-    ])
+    return Starlette(
+        routes=[
+            Route(STATUS_PATH, host_status, methods=["GET"]),
+            Route("/{path:path}", FunctionDispatcher(table, invoker)),
+        ]
+    )
 
 
-def describe_routes(functions: Iterable[IndexedFunction], route_prefix: str, base_url: str) -> list[str]:
+def describe_routes(
+    functions: Iterable[IndexedFunction], route_prefix: str, base_url: str
+) -> list[str]:
     """One line per HTTP function, like the list `func start` prints."""
     lines = []
     for function in functions:
         if function.trigger_type == HTTP_TRIGGER:
-            methods = ",".join(m.upper() for m in function.trigger.get("methods") or []) or "ALL"
-            lines.append(f"{function.name}: [{methods}] {base_url}/{full_template(function, route_prefix)}")
+            methods = (
+                ",".join(m.upper() for m in function.trigger.get("methods") or [])
+                or "ALL"
+            )
+            lines.append(
+                f"{function.name}: [{methods}] {base_url}/{full_template(function, route_prefix)}"
+            )
     return lines
-

@@ -63,7 +63,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_app(spec: str = "function_app:app", root: str | Path | None = None) -> func.FunctionRegister:
+def load_app(
+    spec: str = "function_app:app", root: str | Path | None = None
+) -> func.FunctionRegister:
     """Import `module:attribute` with the app root first on sys.path.
 
     Without an attribute (or when it is missing) the module's first FunctionRegister
@@ -75,12 +77,16 @@ def load_app(spec: str = "function_app:app", root: str | Path | None = None) -> 
     sys.path.insert(0, root_path)
     module_name, _, attribute = spec.partition(":")
     module = importlib.import_module(module_name)
-    if attribute and isinstance(getattr(module, attribute, None), func.FunctionRegister):
+    if attribute and isinstance(
+        getattr(module, attribute, None), func.FunctionRegister
+    ):
         return getattr(module, attribute)
     for value in vars(module).values():
         if isinstance(value, func.FunctionRegister):
             return value
-    raise LookupError(f"no FunctionApp instance in module {module_name!r} (looked for {spec!r})")
+    raise LookupError(
+        f"no FunctionApp instance in module {module_name!r} (looked for {spec!r})"
+    )
 
 
 def is_disabled(name: str, environ: Mapping[str, str]) -> bool:
@@ -102,7 +108,9 @@ def index_functions(
     for function in app.get_functions():
         name = function.get_function_name()
         if name in seen:
-            log.error("Function '%s' is defined twice; the second definition is ignored", name)
+            log.error(
+                "Function '%s' is defined twice; the second definition is ignored", name
+            )
             continue
         seen.add(name)
         if is_disabled(name, environ):
@@ -119,29 +127,39 @@ def index_functions(
             log.error("Function '%s' is in error: %s", name, exc)
             continue
         if trigger_dict["type"] not in SUPPORTED_TRIGGERS:
-            log.warning("Function '%s': trigger type %s is not supported by the dev host; skipped",
-                        name, trigger_dict["type"])
+            log.warning(
+                "Function '%s': trigger type %s is not supported by the dev host; skipped",
+                name,
+                trigger_dict["type"],
+            )
             continue
         others = [
-            _plain(b.get_dict_repr()) for b in function.get_bindings()
+            _plain(b.get_dict_repr())
+            for b in function.get_bindings()
             if b is not trigger and not (b.type == "http" and b.name == "$return")
         ]
         for binding in others:
-            log.warning("Function '%s': %s binding '%s' is not supported by the dev host",
-                        name, binding.get("type"), binding.get("name"))
+            log.warning(
+                "Function '%s': %s binding '%s' is not supported by the dev host",
+                name,
+                binding.get("type"),
+                binding.get("name"),
+            )
         retry_setting = function.get_settings_dict("retry_policy")
         try:
             retry = RetryPolicy.from_mapping(retry_setting) if retry_setting else None
         except ValueError as exc:
             log.error("Function '%s' is in error: invalid retry policy: %s", name, exc)
             continue
-        indexed.append(IndexedFunction(
-            name=name,
-            trigger_type=trigger_dict["type"],
-            trigger=trigger_dict,
-            user_function=function.get_user_function(),
-            directory=directory,
-            retry=retry,
-            other_bindings=others,
-        ))
+        indexed.append(
+            IndexedFunction(
+                name=name,
+                trigger_type=trigger_dict["type"],
+                trigger=trigger_dict,
+                user_function=function.get_user_function(),
+                directory=directory,
+                retry=retry,
+                other_bindings=others,
+            )
+        )
     return indexed

@@ -41,7 +41,9 @@ class _TraceContext(functions_abc.TraceContext):
 
 
 class _RetryContext(functions_abc.RetryContext):
-    def __init__(self, retry_count: int, max_retry_count: int, exception: Any = None) -> None:
+    def __init__(
+        self, retry_count: int, max_retry_count: int, exception: Any = None
+    ) -> None:
         self._retry_count = retry_count
         self._max_retry_count = max_retry_count
         self._exception = exception
@@ -96,7 +98,9 @@ class InvocationContext(func.Context):
         return self._retry
 
 
-def build_kwargs(function: IndexedFunction, trigger_value: Any, retry_count: int = 0) -> dict[str, Any]:
+def build_kwargs(
+    function: IndexedFunction, trigger_value: Any, retry_count: int = 0
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {function.arg_name: trigger_value}
     if function.wants_context:
         kwargs["context"] = InvocationContext(function, retry_count)
@@ -106,15 +110,25 @@ def build_kwargs(function: IndexedFunction, trigger_value: Any, retry_count: int
 def default_thread_count() -> int:
     # PYTHON_THREADPOOL_THREAD_COUNT is the worker's own setting for its pool size.
     configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else min(32, (os.cpu_count() or 1) + 4)
+    return (
+        int(configured)
+        if configured.isdigit() and int(configured) > 0
+        else min(32, (os.cpu_count() or 1) + 4)
+    )
 
 
 class Invoker:
     """Runs user functions: sync ones in a thread pool, async ones on one event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, max_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        max_workers: int | None = None,
+    ) -> None:
         self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers or default_thread_count(), thread_name_prefix="function")
+            max_workers=max_workers or default_thread_count(),
+            thread_name_prefix="function",
+        )
         self._loop = loop
         self._own_loop_thread: threading.Thread | None = None
 
@@ -124,19 +138,24 @@ class Invoker:
             # No server loop (listeners used on their own): run async functions on a private loop.
             self._loop = asyncio.new_event_loop()
             self._own_loop_thread = threading.Thread(
-                target=self._loop.run_forever, name="function-loop", daemon=True)
+                target=self._loop.run_forever, name="function-loop", daemon=True
+            )
             self._own_loop_thread.start()
         return self._loop
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    async def call_async(self, function: IndexedFunction, kwargs: dict[str, Any]) -> Any:
+    async def call_async(
+        self, function: IndexedFunction, kwargs: dict[str, Any]
+    ) -> Any:
         """From the event loop (HTTP): await coroutines, run plain functions in the pool."""
         if function.is_async:
             return await function.user_function(**kwargs)
         loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, function.user_function, **kwargs)
+        call = functools.partial(
+            contextvars.copy_context().run, function.user_function, **kwargs
+        )
         return await loop.run_in_executor(self.executor, call)
 
     def call_blocking(self, function: IndexedFunction, kwargs: dict[str, Any]) -> Any:
@@ -146,7 +165,9 @@ class Invoker:
         thread per partition or timer, so a function stuck at shutdown cannot block exit.
         """
         if function.is_async:
-            future = asyncio.run_coroutine_threadsafe(function.user_function(**kwargs), self.loop)
+            future = asyncio.run_coroutine_threadsafe(
+                function.user_function(**kwargs), self.loop
+            )
             return future.result()
         return contextvars.copy_context().run(function.user_function, **kwargs)
 

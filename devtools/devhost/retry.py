@@ -37,7 +37,9 @@ class RetryPolicy:
         if self.strategy == FIXED_DELAY:
             return self.delay_interval
         # The host randomizes the exponential delay; a deterministic doubling keeps tests exact.
-        return min(self.maximum_interval, self.minimum_interval * 2 ** max(0, retry_number - 1))
+        return min(
+            self.maximum_interval, self.minimum_interval * 2 ** max(0, retry_number - 1)
+        )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RetryPolicy:
@@ -53,7 +55,9 @@ class RetryPolicy:
         raw_strategy = str(get("strategy") or "")
         strategy = _STRATEGIES.get(raw_strategy.lower())
         if strategy is None:
-            raise ValueError(f"unknown retry strategy {raw_strategy!r} (fixedDelay or exponentialBackoff)")
+            raise ValueError(
+                f"unknown retry strategy {raw_strategy!r} (fixedDelay or exponentialBackoff)"
+            )
         count = get("maxRetryCount", "max_retry_count")
         if count is None:
             raise ValueError("a retry policy needs maxRetryCount")
@@ -62,18 +66,29 @@ class RetryPolicy:
             if delay is None:
                 raise ValueError("a fixedDelay retry policy needs delayInterval")
             return cls(strategy, int(count), delay_interval=parse_timespan(delay))
-        minimum, maximum = get("minimumInterval", "minimum_interval"), get("maximumInterval", "maximum_interval")
+        minimum, maximum = (
+            get("minimumInterval", "minimum_interval"),
+            get("maximumInterval", "maximum_interval"),
+        )
         if minimum is None or maximum is None:
-            raise ValueError("an exponentialBackoff retry policy needs minimumInterval and maximumInterval")
-        return cls(strategy, int(count), minimum_interval=parse_timespan(minimum),
-                   maximum_interval=parse_timespan(maximum))
+            raise ValueError(
+                "an exponentialBackoff retry policy needs minimumInterval and maximumInterval"
+            )
+        return cls(
+            strategy,
+            int(count),
+            minimum_interval=parse_timespan(minimum),
+            maximum_interval=parse_timespan(maximum),
+        )
 
 
 @dataclass(frozen=True)
 class RetryOutcome:
     succeeded: bool
     attempts: int
-    interrupted: bool  # the host stopped before the function succeeded or retries ran out
+    interrupted: (
+        bool  # the host stopped before the function succeeded or retries ran out
+    )
     error: BaseException | None = None
 
 
@@ -93,15 +108,28 @@ def run_with_retry(
         except Exception as exc:
             limit = policy.max_retry_count if policy else 0
             exhausted = limit != -1 and retry_count >= limit
-            log.error("Executed '%s' (Failed, attempt %d): %s", label, retry_count + 1, exc, exc_info=exc)
+            log.error(
+                "Executed '%s' (Failed, attempt %d): %s",
+                label,
+                retry_count + 1,
+                exc,
+                exc_info=exc,
+            )
             if exhausted:
                 if policy:
                     log.error("'%s': all %d retries failed", label, limit)
-                return RetryOutcome(False, retry_count + 1, interrupted=False, error=exc)
+                return RetryOutcome(
+                    False, retry_count + 1, interrupted=False, error=exc
+                )
             retry_count += 1
             assert policy is not None
             delay = policy.delay(retry_count)
-            log.info("'%s': retry %d of %s in %.3gs", label, retry_count,
-                     "unlimited" if limit == -1 else limit, delay)
+            log.info(
+                "'%s': retry %d of %s in %.3gs",
+                label,
+                retry_count,
+                "unlimited" if limit == -1 else limit,
+                delay,
+            )
             if stop.wait(delay) or stop.is_set():
                 return RetryOutcome(False, retry_count, interrupted=True, error=exc)

@@ -54,7 +54,9 @@ def _datetime(value: str) -> bool:
 def _ints(args: str, count: int, name: str) -> list[int]:
     parts = [a.strip() for a in args.split(",")] if args else []
     if len(parts) != count or not all(_INTEGER.match(p) for p in parts):
-        raise RouteTemplateError(f"constraint {name} takes {count} integer argument(s), got ({args})")
+        raise RouteTemplateError(
+            f"constraint {name} takes {count} integer argument(s), got ({args})"
+        )
     return [int(p) for p in parts]
 
 
@@ -95,7 +97,11 @@ def make_constraint(name: str, args: str | None) -> Constraint:
         (n,) = _ints(args or "", 1, name)
         return Constraint(text, lambda v: len(v) <= n)
     if key == "length":
-        bounds = _ints(args or "", 2, name) if "," in (args or "") else _ints(args or "", 1, name) * 2
+        bounds = (
+            _ints(args or "", 2, name)
+            if "," in (args or "")
+            else _ints(args or "", 1, name) * 2
+        )
         return Constraint(text, lambda v: bounds[0] <= len(v) <= bounds[1])
     if key in {"min", "max", "range"}:
         limits = _ints(args or "", 2 if key == "range" else 1, name)
@@ -138,11 +144,19 @@ class Segment:
     @property
     def parameter(self) -> Parameter | None:
         """The parameter when the whole segment is one parameter."""
-        return self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], Parameter) else None
+        return (
+            self.parts[0]
+            if len(self.parts) == 1 and isinstance(self.parts[0], Parameter)
+            else None
+        )
 
     @property
     def literal(self) -> str | None:
-        return self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], str) else None
+        return (
+            self.parts[0]
+            if len(self.parts) == 1 and isinstance(self.parts[0], str)
+            else None
+        )
 
     def precedence_digit(self) -> int:
         if len(self.parts) > 1:
@@ -159,13 +173,13 @@ def _split_constraint(text: str) -> tuple[str, str | None, str]:
     match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text)
     if not match:
         raise RouteTemplateError(f"invalid constraint in {text!r}")
-    name, rest = match.group(0), text[match.end():]
+    name, rest = match.group(0), text[match.end() :]
     if not rest.startswith("("):
         return name, None, rest
     # The argument runs to the first ')' that ends the constraint (a regex may hold ')').
     for i, char in enumerate(rest):
         if char == ")":
-            after = rest[i + 1:]
+            after = rest[i + 1 :]
             if after == "" or after == "?" or after[0] in ":=":
                 return name, rest[1:i], after
     raise RouteTemplateError(f"unterminated constraint argument in {text!r}")
@@ -178,7 +192,7 @@ def parse_parameter(content: str) -> Parameter:
     match = re.match(r"[^:=?]+", body)
     if not match:
         raise RouteTemplateError(f"route parameter without a name: {{{content}}}")
-    name, rest = match.group(0).strip(), body[match.end():]
+    name, rest = match.group(0).strip(), body[match.end() :]
     constraints: list[Constraint] = []
     while rest.startswith(":"):
         cname, args, rest = _split_constraint(rest[1:])
@@ -188,13 +202,17 @@ def parse_parameter(content: str) -> Parameter:
     if rest.startswith("="):
         default, rest = rest[1:], ""
         if default.endswith("?"):
-            raise RouteTemplateError(f"parameter {name} cannot have a default and be optional")
+            raise RouteTemplateError(
+                f"parameter {name} cannot have a default and be optional"
+            )
     if rest == "?":
         optional, rest = True, ""
     if rest:
         raise RouteTemplateError(f"invalid route parameter {{{content}}}")
     if catch_all and optional:
-        raise RouteTemplateError(f"a catch-all parameter cannot be optional: {{{content}}}")
+        raise RouteTemplateError(
+            f"a catch-all parameter cannot be optional: {{{content}}}"
+        )
     return Parameter(name, tuple(constraints), optional, default, catch_all)
 
 
@@ -203,7 +221,7 @@ def _split_segments(template: str) -> list[str]:
     segments, current, depth, i = [], [], 0, 0
     while i < len(template):
         char = template[i]
-        pair = template[i:i + 2]
+        pair = template[i : i + 2]
         if pair in ("{{", "}}") and (depth == 0 or pair == "}}"):
             current.append(pair)
             i += 2
@@ -246,7 +264,9 @@ def parse_segment(text: str) -> Segment:
                     content.append(text[j])
                     j += 1
             else:
-                raise RouteTemplateError(f"unterminated route parameter in segment {text!r}")
+                raise RouteTemplateError(
+                    f"unterminated route parameter in segment {text!r}"
+                )
             if literal:
                 parts.append("".join(literal))
                 literal = []
@@ -263,10 +283,14 @@ def parse_segment(text: str) -> Segment:
         raise RouteTemplateError("empty route segment")
     params = [p for p in parts if isinstance(p, Parameter)]
     if len(parts) > 1 and any(p.catch_all for p in params):
-        raise RouteTemplateError(f"a catch-all parameter must be a whole segment: {text!r}")
+        raise RouteTemplateError(
+            f"a catch-all parameter must be a whole segment: {text!r}"
+        )
     for a, b in itertools.pairwise(parts):
         if isinstance(a, Parameter) and isinstance(b, Parameter):
-            raise RouteTemplateError(f"two parameters need a literal between them: {text!r}")
+            raise RouteTemplateError(
+                f"two parameters need a literal between them: {text!r}"
+            )
     return Segment(tuple(parts))
 
 
@@ -278,17 +302,32 @@ class RouteTemplate:
         text = template.strip()
         text = text[2:] if text.startswith("~/") else text.lstrip("/")
         text = text.rstrip("/")
-        self.segments: tuple[Segment, ...] = tuple(parse_segment(s) for s in _split_segments(text)) if text else ()
-        names = [p.name.lower() for s in self.segments for p in s.parts if isinstance(p, Parameter)]
+        self.segments: tuple[Segment, ...] = (
+            tuple(parse_segment(s) for s in _split_segments(text)) if text else ()
+        )
+        names = [
+            p.name.lower()
+            for s in self.segments
+            for p in s.parts
+            if isinstance(p, Parameter)
+        ]
         if len(names) != len(set(names)):
             raise RouteTemplateError(f"a parameter name appears twice in {template!r}")
         for index, segment in enumerate(self.segments):
             last = index == len(self.segments) - 1
             for part in segment.parts:
                 if isinstance(part, Parameter) and part.catch_all and not last:
-                    raise RouteTemplateError(f"a catch-all parameter must be last: {template!r}")
-        self.precedence: tuple[int, ...] = tuple(s.precedence_digit() for s in self.segments)
-        self._complex = {i: self._segment_patterns(s) for i, s in enumerate(self.segments) if len(s.parts) > 1}
+                    raise RouteTemplateError(
+                        f"a catch-all parameter must be last: {template!r}"
+                    )
+        self.precedence: tuple[int, ...] = tuple(
+            s.precedence_digit() for s in self.segments
+        )
+        self._complex = {
+            i: self._segment_patterns(s)
+            for i, s in enumerate(self.segments)
+            if len(s.parts) > 1
+        }
 
     def __repr__(self) -> str:
         return f"RouteTemplate({self.template!r})"
@@ -299,12 +338,18 @@ class RouteTemplate:
 
         def compile_parts(parts: tuple[Part, ...]) -> re.Pattern[str]:
             pattern = "".join(
-                re.escape(p) if isinstance(p, str) else f"(?P<{_group_name(p.name)}>.+)" for p in parts)
+                re.escape(p) if isinstance(p, str) else f"(?P<{_group_name(p.name)}>.+)"
+                for p in parts
+            )
             return re.compile("^" + pattern + "$", re.IGNORECASE | re.DOTALL)
 
         patterns = [compile_parts(segment.parts)]
         last = segment.parts[-1]
-        if isinstance(last, Parameter) and (last.optional or last.default is not None) and len(segment.parts) > 2:
+        if (
+            isinstance(last, Parameter)
+            and (last.optional or last.default is not None)
+            and len(segment.parts) > 2
+        ):
             # "{name}.{ext?}" also matches "readme" (without the literal before the optional part).
             patterns.append(compile_parts(segment.parts[:-2]))
         return patterns
@@ -339,7 +384,9 @@ class RouteTemplate:
                     return None
                 values[param.name] = value
             else:
-                match = next((m for p in self._complex[index] if (m := p.match(value))), None)
+                match = next(
+                    (m for p in self._complex[index] if (m := p.match(value))), None
+                )
                 if match is None:
                     return None
                 for part in segment.parts:
@@ -403,20 +450,31 @@ class RouteTable:
     def __init__(self) -> None:
         self.entries: list[RouteEntry] = []
 
-    def add(self, template: str, methods: Iterable[str] | None, target: Any) -> RouteEntry:
+    def add(
+        self, template: str, methods: Iterable[str] | None, target: Any
+    ) -> RouteEntry:
         method_set = frozenset(m.upper() for m in methods) if methods else None
-        entry = RouteEntry(RouteTemplate(template), method_set, target, len(self.entries))
+        entry = RouteEntry(
+            RouteTemplate(template), method_set, target, len(self.entries)
+        )
         self.entries.append(entry)
         return entry
 
     def resolve(self, method: str, raw_path: str) -> Resolution:
         segments = split_path(raw_path)
         method = method.upper()
-        matches = [(entry, params) for entry in self.entries
-                   if (params := entry.template.match(segments)) is not None]
-        accepting = [(e, p) for e, p in matches if e.methods is None or method in e.methods]
+        matches = [
+            (entry, params)
+            for entry in self.entries
+            if (params := entry.template.match(segments)) is not None
+        ]
+        accepting = [
+            (e, p) for e, p in matches if e.methods is None or method in e.methods
+        ]
         if accepting:
-            entry, params = min(accepting, key=lambda ep: (ep[0].template.precedence, ep[0].order))
+            entry, params = min(
+                accepting, key=lambda ep: (ep[0].template.precedence, ep[0].order)
+            )
             return Resolution(entry.target, params, entry.template)
         if matches:
             allowed: set[str] = set()

@@ -17,7 +17,9 @@ DEFAULT_MAX_EVENT_BATCH_SIZE = 100
 DEFAULT_MAX_WAIT_TIME = 60.0
 
 
-def load_local_settings(path: str | Path, environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+def load_local_settings(
+    path: str | Path, environ: MutableMapping[str, str] | None = None
+) -> dict[str, str]:
     """Copy `Values` of local.settings.json into the environment, as `func start` does.
 
     Variables already in the environment win (so a test or a shell can override a value).
@@ -29,12 +31,20 @@ def load_local_settings(path: str | Path, environ: MutableMapping[str, str] | No
         return {}
     document = json.loads(path.read_text(encoding="utf-8-sig"))
     if document.get("IsEncrypted"):
-        raise ValueError(f"{path}: encrypted local settings are not supported by the dev host")
+        raise ValueError(
+            f"{path}: encrypted local settings are not supported by the dev host"
+        )
     applied: dict[str, str] = {}
     for name, value in (document.get("Values") or {}).items():
         if name in environ:
             continue
-        text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+        text = (
+            ""
+            if value is None
+            else value
+            if isinstance(value, str)
+            else json.dumps(value)
+        )
         environ[name] = text
         applied[name] = text
     return applied
@@ -72,9 +82,13 @@ def parse_host_config(document: Mapping[str, Any]) -> HostConfig:
     retry = _ci(document, "retry")
     return HostConfig(
         route_prefix=DEFAULT_ROUTE_PREFIX if prefix is None else str(prefix).strip("/"),
-        max_event_batch_size=int(max_batch) if max_batch is not None else DEFAULT_MAX_EVENT_BATCH_SIZE,
+        max_event_batch_size=int(max_batch)
+        if max_batch is not None
+        else DEFAULT_MAX_EVENT_BATCH_SIZE,
         min_event_batch_size=int(min_batch) if min_batch is not None else 1,
-        max_wait_time=parse_timespan(max_wait) if max_wait is not None else DEFAULT_MAX_WAIT_TIME,
+        max_wait_time=parse_timespan(max_wait)
+        if max_wait is not None
+        else DEFAULT_MAX_WAIT_TIME,
         initial_offset=str(initial) if initial else "fromStart",
         retry=retry if isinstance(retry, Mapping) else None,
         raw=document,
@@ -134,7 +148,12 @@ def parse_timespan(value: str | float) -> float:
     if not match:
         raise ValueError(f"not a timespan: {value!r} (expected HH:MM:SS)")
     days, hours, minutes, seconds, fraction = match.groups()
-    total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds or 0)
+    total = (
+        int(days or 0) * 86400
+        + int(hours) * 3600
+        + int(minutes) * 60
+        + int(seconds or 0)
+    )
     return total + (float(f"0.{fraction}") if fraction else 0.0)
 
 

@@ -42,12 +42,18 @@ class CronSchedule:
 
     def __post_init__(self) -> None:
         fields = self.expression.split()
-        if len(fields) not in (5, 6) or not croniter.is_valid(self.expression, second_at_beginning=len(fields) == 6):
-            raise ValueError(f"invalid NCRONTAB expression {self.expression!r} (6 fields, seconds first)")
+        if len(fields) not in (5, 6) or not croniter.is_valid(
+            self.expression, second_at_beginning=len(fields) == 6
+        ):
+            raise ValueError(
+                f"invalid NCRONTAB expression {self.expression!r} (6 fields, seconds first)"
+            )
 
     def next_after(self, moment: datetime) -> datetime:
         seconds_first = len(self.expression.split()) == 6
-        return croniter(self.expression, moment, second_at_beginning=seconds_first).get_next(datetime)
+        return croniter(
+            self.expression, moment, second_at_beginning=seconds_first
+        ).get_next(datetime)
 
 
 @dataclass(frozen=True)
@@ -68,17 +74,27 @@ def parse_schedule(expression: str) -> Schedule:
     return CronSchedule(text)
 
 
-def timer_request(*, past_due: bool, last: datetime | None, next_: datetime, use_monitor: bool) -> Any:
+def timer_request(
+    *, past_due: bool, last: datetime | None, next_: datetime, use_monitor: bool
+) -> Any:
     """`func.TimerRequest`, decoded by the library from the JSON the host sends (TimerInfo)."""
     status = None
     if use_monitor:
         status = {
-            "Last": net_datetime(last or datetime.min.replace(tzinfo=UTC), utc_kind=True),
+            "Last": net_datetime(
+                last or datetime.min.replace(tzinfo=UTC), utc_kind=True
+            ),
             "Next": net_datetime(next_, utc_kind=True),
             "LastUpdated": net_datetime(datetime.now(UTC), utc_kind=True),
         }
-    info = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
-    return TimerRequestConverter.decode(meta.Datum(json.dumps(info), "json"), trigger_metadata={})
+    info = {
+        "Schedule": {"AdjustForDST": True},
+        "ScheduleStatus": status,
+        "IsPastDue": past_due,
+    }
+    return TimerRequestConverter.decode(
+        meta.Datum(json.dumps(info), "json"), trigger_metadata={}
+    )
 
 
 class TimerListener:
@@ -101,12 +117,18 @@ class TimerListener:
         self.retry = function.retry or retry
         self.clock = clock
         self.last: datetime | None = None
-        self.thread = threading.Thread(target=self._run, name=f"timer-{function.name}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"timer-{function.name}", daemon=True
+        )
 
     def start(self) -> None:
-        log.info("Timer '%s': schedule '%s'%s, next at %s", self.function.name, self.function.trigger["schedule"],
-                 ", runOnStartup" if self.run_on_startup else "",
-                 self.schedule.next_after(self.clock()).isoformat())
+        log.info(
+            "Timer '%s': schedule '%s'%s, next at %s",
+            self.function.name,
+            self.function.trigger["schedule"],
+            ", runOnStartup" if self.run_on_startup else "",
+            self.schedule.next_after(self.clock()).isoformat(),
+        )
         self.thread.start()
 
     def _run(self) -> None:
@@ -126,14 +148,25 @@ class TimerListener:
         request_next = self.schedule.next_after(max(now, scheduled))
 
         def attempt(retry_count: int) -> None:
-            request = timer_request(past_due=past_due, last=self.last, next_=request_next,
-                                    use_monitor=self.use_monitor)
+            request = timer_request(
+                past_due=past_due,
+                last=self.last,
+                next_=request_next,
+                use_monitor=self.use_monitor,
+            )
             started = time.perf_counter()
-            self.invoker.call_blocking(self.function, build_kwargs(self.function, request, retry_count))
-            log.info("Executed 'Functions.%s' (Succeeded, %.0f ms)", self.function.name,
-                     (time.perf_counter() - started) * 1000)
+            self.invoker.call_blocking(
+                self.function, build_kwargs(self.function, request, retry_count)
+            )
+            log.info(
+                "Executed 'Functions.%s' (Succeeded, %.0f ms)",
+                self.function.name,
+                (time.perf_counter() - started) * 1000,
+            )
 
-        run_with_retry(attempt, self.retry, self.stop_event, log, f"Functions.{self.function.name}")
+        run_with_retry(
+            attempt, self.retry, self.stop_event, log, f"Functions.{self.function.name}"
+        )
         self.last = scheduled
 
 
@@ -152,8 +185,15 @@ class TimerRunner:
             if function.trigger_type != TIMER_TRIGGER:
                 continue
             try:
-                self.listeners.append(TimerListener(function, invoker=invoker, stop=self.stop_event,
-                                                    retry=host_retry, clock=clock))
+                self.listeners.append(
+                    TimerListener(
+                        function,
+                        invoker=invoker,
+                        stop=self.stop_event,
+                        retry=host_retry,
+                        clock=clock,
+                    )
+                )
             except ValueError as exc:
                 log.error("Function '%s' is in error: %s", function.name, exc)
 
@@ -168,5 +208,7 @@ class TimerRunner:
             listener.thread.join(max(0.0, deadline - time.monotonic()))
         abandoned = [lst.thread.name for lst in self.listeners if lst.thread.is_alive()]
         for name in abandoned:
-            log.warning("%s: invocation still running after %.0fs; abandoned", name, timeout)
+            log.warning(
+                "%s: invocation still running after %.0fs; abandoned", name, timeout
+            )
         return abandoned

@@ -35,7 +35,9 @@ def emulator_config(topology: dict) -> dict:
                             # The schema types PartitionCount as a string.
                             "PartitionCount": str(hub["partitionCount"]),
                             # $Default exists implicitly and may not be listed.
-                            "ConsumerGroups": [{"Name": group} for group in hub["consumerGroups"]],
+                            "ConsumerGroups": [
+                                {"Name": group} for group in hub["consumerGroups"]
+                            ],
                         }
                     ],
                 }

@@ -294,7 +294,10 @@ def _pyodbc_connect(
             )
             attrs[SQL_COPT_SS_ACCESS_TOKEN] = _token_struct(token)
         return pyodbc.connect(
-            connection_string, attrs_before=attrs, autocommit=False, timeout=login_timeout
+            connection_string,
+            attrs_before=attrs,
+            autocommit=False,
+            timeout=login_timeout,
         )
 
     return connect

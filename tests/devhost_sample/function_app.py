@@ -31,7 +31,9 @@ def record(name: str, entry: dict[str, Any]) -> None:
 
 
 def json_response(value: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(value), status_code=status, mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps(value), status_code=status, mimetype="application/json"
+    )
 
 
 # --- HTTP -------------------------------------------------------------------------------
@@ -55,7 +57,9 @@ def item_special(req: func.HttpRequest) -> func.HttpResponse:
 @app.route("items/{id:int}", methods=["DELETE"])
 async def item_delete(req: func.HttpRequest) -> func.HttpResponse:
     await asyncio.sleep(0)
-    return json_response({"deleted": req.route_params["id"], "thread": threading.current_thread().name})
+    return json_response(
+        {"deleted": req.route_params["id"], "thread": threading.current_thread().name}
+    )
 
 
 @app.route("echo", methods=["GET", "POST", "PUT"])
@@ -64,16 +68,22 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
         parsed = req.get_json()
     except ValueError:
         parsed = None
-    return json_response({
-        "method": req.method,
-        "url": req.url,
-        "params": dict(req.params),
-        "route_params": dict(req.route_params),
-        "headers": {k: v for k, v in req.headers.items() if k.startswith("x-") or k == "content-type"},
-        "body": req.get_body().decode("utf-8", "replace"),
-        "json": parsed,
-        "thread": threading.current_thread().name,
-    })
+    return json_response(
+        {
+            "method": req.method,
+            "url": req.url,
+            "params": dict(req.params),
+            "route_params": dict(req.route_params),
+            "headers": {
+                k: v
+                for k, v in req.headers.items()
+                if k.startswith("x-") or k == "content-type"
+            },
+            "body": req.get_body().decode("utf-8", "replace"),
+            "json": parsed,
+            "thread": threading.current_thread().name,
+        }
+    )
 
 
 @app.route("files/{*path}")
@@ -94,12 +104,16 @@ def status(req: func.HttpRequest) -> func.HttpResponse:
 @app.route("async-hello/{name}", methods=["GET"])
 async def async_hello(req: func.HttpRequest) -> func.HttpResponse:
     await asyncio.sleep(0.01)
-    return func.HttpResponse(f"hello {req.route_params['name']} from {threading.current_thread().name}")
+    return func.HttpResponse(
+        f"hello {req.route_params['name']} from {threading.current_thread().name}"
+    )
 
 
 @app.route("cookies", methods=["GET"])
 def cookies(req: func.HttpRequest) -> func.HttpResponse:
-    response = func.HttpResponse("café", mimetype="text/html", charset="latin-1", headers={"X-Custom": "yes"})
+    response = func.HttpResponse(
+        "café", mimetype="text/html", charset="latin-1", headers={"X-Custom": "yes"}
+    )
     response.headers.add("Set-Cookie", "a=1; Path=/")
     response.headers.add("Set-Cookie", "b=2")
     return response
@@ -128,7 +142,9 @@ def boom(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("renamed_function")
 @app.route("context", methods=["GET"])
 def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return json_response({"function_name": context.function_name, "invocation_id": context.invocation_id})
+    return json_response(
+        {"function_name": context.function_name, "invocation_id": context.invocation_id}
+    )
 
 
 # --- Event Hubs -------------------------------------------------------------------------
@@ -138,7 +154,9 @@ def describe(events: list[func.EventHubEvent], context: func.Context) -> dict[st
     metadata = events[0].metadata or {}
     # Cardinality many sends arrays; cardinality one sends the single event's values.
     properties = metadata.get("PropertiesArray") or [metadata.get("Properties") or {}]
-    system = metadata.get("SystemPropertiesArray") or [metadata.get("SystemProperties") or {}]
+    system = metadata.get("SystemPropertiesArray") or [
+        metadata.get("SystemProperties") or {}
+    ]
     return {
         "at": time.time(),
         "retry": context.retry_context.retry_count,
@@ -151,7 +169,9 @@ def describe(events: list[func.EventHubEvent], context: func.Context) -> dict[st
                 "sequence_number": e.sequence_number,
                 "offset": e.offset,
                 "offset_type": type(e.offset).__name__,
-                "enqueued_time": e.enqueued_time.isoformat() if e.enqueued_time else None,
+                "enqueued_time": e.enqueued_time.isoformat()
+                if e.enqueued_time
+                else None,
                 "properties": properties[i],
                 "system_sequence": system[i].get("SequenceNumber"),
             }
@@ -166,33 +186,58 @@ def act_on(events: list[func.EventHubEvent]) -> None:
         if body.get("sleep"):
             time.sleep(float(body["sleep"]))
         if body.get("fail"):
-            raise RuntimeError(f"failing on purpose at sequence {event.sequence_number}")
+            raise RuntimeError(
+                f"failing on purpose at sequence {event.sequence_number}"
+            )
 
 
-@app.event_hub_message_trigger(arg_name="events", event_hub_name="%SAMPLE_HUB%", connection="EventHubConnection",
-                               consumer_group="cg-a", cardinality="many")
+@app.event_hub_message_trigger(
+    arg_name="events",
+    event_hub_name="%SAMPLE_HUB%",
+    connection="EventHubConnection",
+    consumer_group="cg-a",
+    cardinality="many",
+)
 @app.retry(strategy="fixed_delay", max_retry_count="2", delay_interval="00:00:01")
 def eh_a(events: list[func.EventHubEvent], context: func.Context) -> None:
     record("eh_a", describe(events, context))
     act_on(events)
 
 
-@app.event_hub_message_trigger(arg_name="events", event_hub_name="%SAMPLE_HUB%", connection="EventHubConnection",
-                               consumer_group="%SAMPLE_CG_B%", cardinality="many")
+@app.event_hub_message_trigger(
+    arg_name="events",
+    event_hub_name="%SAMPLE_HUB%",
+    connection="EventHubConnection",
+    consumer_group="%SAMPLE_CG_B%",
+    cardinality="many",
+)
 async def eh_b(events: list[func.EventHubEvent], context: func.Context) -> None:
     record("eh_b", describe(events, context))
     await asyncio.to_thread(act_on, events)
 
 
-@app.event_hub_message_trigger(arg_name="event", event_hub_name="%SAMPLE_HUB%", connection="EventHubConnection",
-                               consumer_group="cg-one", cardinality="one")
+@app.event_hub_message_trigger(
+    arg_name="event",
+    event_hub_name="%SAMPLE_HUB%",
+    connection="EventHubConnection",
+    consumer_group="cg-one",
+    cardinality="one",
+)
 def eh_one(event: func.EventHubEvent, context: func.Context) -> None:
-    record("eh_one", describe([event], context) | {"metadata_keys": sorted(event.metadata or {})})
+    record(
+        "eh_one",
+        describe([event], context) | {"metadata_keys": sorted(event.metadata or {})},
+    )
 
 
 # --- Timer ------------------------------------------------------------------------------
 
 
-@app.timer_trigger(schedule="%SAMPLE_TIMER_SCHEDULE%", arg_name="timer", run_on_startup=True, use_monitor=False)
+@app.timer_trigger(
+    schedule="%SAMPLE_TIMER_SCHEDULE%",
+    arg_name="timer",
+    run_on_startup=True,
+    use_monitor=False,
+)
 def tick(timer: func.TimerRequest) -> None:
     record("tick", {"at": time.time(), "past_due": timer.past_due})

@@ -28,10 +28,18 @@ def free_port() -> int:
 
 def copy_sample(destination: Path) -> Path:
     """The sample app in a temp dir, so the tests write nothing into the repo."""
-    return Path(shutil.copytree(SAMPLE_DIR, destination, ignore=shutil.ignore_patterns("__pycache__", "*.jsonl")))
+    return Path(
+        shutil.copytree(
+            SAMPLE_DIR,
+            destination,
+            ignore=shutil.ignore_patterns("__pycache__", "*.jsonl"),
+        )
+    )
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -52,19 +60,38 @@ def read_records(directory: Path, name: str) -> list[dict[str, Any]]:
 class HostProcess:
     """`python -m devtools.devhost` in `app_dir` (its cwd) on a free port."""
 
-    def __init__(self, app_dir: Path, env: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, app_dir: Path, env: Mapping[str, str], port: int | None = None
+    ) -> None:
         self.app_dir = app_dir
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            **env,
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log_path = app_dir / "devhost.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> HostProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "devtools.devhost", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=self.app_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "devtools.devhost",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=self.app_dir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         try:
             wait_for(self._ready, timeout, f"the dev host on port {self.port}")
@@ -75,10 +102,14 @@ class HostProcess:
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"dev host exited with {self.proc.returncode}:\n{self.log()}")
+            raise AssertionError(
+                f"dev host exited with {self.proc.returncode}:\n{self.log()}"
+            )
         try:
             with urllib.request.urlopen(self.base_url + STATUS_PATH, timeout=1) as resp:
-                return resp.status == 200 and json.loads(resp.read()) == {"state": "Running"}
+                return resp.status == 200 and json.loads(resp.read()) == {
+                    "state": "Running"
+                }
         except OSError:
             return False
 
@@ -91,7 +122,9 @@ class HostProcess:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"dev host ignored SIGTERM for {timeout}s:\n{self.log()}") from None
+            raise AssertionError(
+                f"dev host ignored SIGTERM for {timeout}s:\n{self.log()}"
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL: a crash."""
@@ -100,7 +133,9 @@ class HostProcess:
             self.proc.wait()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
 
     def __enter__(self) -> Self:
         return self.start()
