@@ -24,15 +24,17 @@ def command(
     method: str,
     path: str,
     handler: Callable,
-    summary: str,
-    tag: str,
     body: type,
-    response: type = models.Accepted,
-    errors: tuple[int, ...] = COMMAND_ERRORS,
-    conditional: bool = False,
+    response: type,
+    summary: str,
 ) -> None:
-    """Expose `handler(tx, ctx, body, **route_params)` as a command route (route params in snake_case)."""
+    """Expose `handler(tx, ctx, body, **route_params)` as a command route (route params in snake_case).
+
+    A route with an id in its path acts on an existing aggregate: it can answer 404 and
+    412, and takes If-Match.
+    """
     name = handler.__name__
+    existing = "{" in path
 
     def adapter(request: Request) -> Response:
         params = {_snake(k): v for k, v in request.route_params.items()}
@@ -46,13 +48,13 @@ def command(
         path,
         name=name,
         summary=summary,
-        tag=tag,
+        tag=path.split("/")[0],
         body=body,
         response=response,
         status=202,
-        errors=errors,
+        errors=EXISTING_ERRORS if existing else COMMAND_ERRORS,
         idempotent=True,
-        conditional=conditional,
+        conditional=existing,
     )(adapter)
 
 
@@ -60,127 +62,21 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-command(
-    "POST",
-    "customers",
-    handlers.register_customer,
-    "Register a customer",
-    "customers",
-    models.RegisterCustomer,
-)
-command(
-    "POST",
-    "products",
-    handlers.create_product,
-    "Add a product to the catalog",
-    "products",
-    models.CreateProduct,
-)
-command(
-    "PATCH",
-    "customers/{customerId}",
-    handlers.change_customer,
-    "Change a customer's name, email or credit limit",
-    "customers",
-    models.ChangeCustomer,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "PATCH",
-    "products/{productId}",
-    handlers.change_product,
-    "Change a product's name or price",
-    "products",
-    models.ChangeProduct,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "POST",
-    "products/{productId}/stock",
-    handlers.adjust_stock,
-    "Adjust stock by a delta",
-    "products",
-    models.AdjustStock,
-    models.StockAccepted,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "POST",
-    "orders",
-    handlers.place_order,
-    "Place an order (reserves stock, checks credit)",
-    "orders",
-    models.PlaceOrder,
-    models.OrderAccepted,
-)
-command(
-    "POST",
-    "orders/{orderId}/items",
-    handlers.add_item,
-    "Add a line, or quantity to a line",
-    "orders",
-    models.AddItem,
-    models.OrderAccepted,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "DELETE",
-    "orders/{orderId}/items/{productId}",
-    handlers.remove_item,
-    "Remove a line (releases stock)",
-    "orders",
-    models.NoBody,
-    models.OrderAccepted,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "PUT",
-    "orders/{orderId}/shipping-address",
-    handlers.change_shipping_address,
-    "Change the shipping address",
-    "orders",
-    models.Address,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "POST",
-    "orders/{orderId}/ship",
-    handlers.ship_order,
-    "Ship a placed order",
-    "orders",
-    models.ShipOrder,
-    models.OrderAccepted,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "POST",
-    "orders/{orderId}/deliver",
-    handlers.deliver_order,
-    "Mark a shipped order delivered",
-    "orders",
-    models.NoBody,
-    models.OrderAccepted,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
-command(
-    "POST",
-    "orders/{orderId}/cancel",
-    handlers.cancel_order,
-    "Cancel a placed order (releases stock)",
-    "orders",
-    models.CancelOrder,
-    models.OrderAccepted,
-    errors=EXISTING_ERRORS,
-    conditional=True,
-)
+# fmt: off
+# The command routes of the contract (../shared/API.md), one per line.
+command("POST",   "customers",                            handlers.register_customer,       models.RegisterCustomer, models.Accepted,      "Register a customer")
+command("PATCH",  "customers/{customerId}",               handlers.change_customer,         models.ChangeCustomer,   models.Accepted,      "Change a customer's name, email or credit limit")
+command("POST",   "products",                             handlers.create_product,          models.CreateProduct,    models.Accepted,      "Add a product to the catalog")
+command("PATCH",  "products/{productId}",                 handlers.change_product,          models.ChangeProduct,    models.Accepted,      "Change a product's name or price")
+command("POST",   "products/{productId}/stock",           handlers.adjust_stock,            models.AdjustStock,      models.StockAccepted, "Adjust stock by a delta")
+command("POST",   "orders",                               handlers.place_order,             models.PlaceOrder,       models.OrderAccepted, "Place an order (reserves stock, checks credit)")
+command("POST",   "orders/{orderId}/items",               handlers.add_item,                models.AddItem,          models.OrderAccepted, "Add a line, or quantity to a line")
+command("DELETE", "orders/{orderId}/items/{productId}",   handlers.remove_item,             models.NoBody,           models.OrderAccepted, "Remove a line (releases stock)")
+command("PUT",    "orders/{orderId}/shipping-address",    handlers.change_shipping_address, models.Address,          models.Accepted,      "Change the shipping address")
+command("POST",   "orders/{orderId}/ship",                handlers.ship_order,              models.ShipOrder,        models.OrderAccepted, "Ship a placed order")
+command("POST",   "orders/{orderId}/deliver",             handlers.deliver_order,           models.NoBody,           models.OrderAccepted, "Mark a shipped order delivered")
+command("POST",   "orders/{orderId}/cancel",              handlers.cancel_order,            models.CancelOrder,      models.OrderAccepted, "Cancel a placed order (releases stock)")
+# fmt: on
 
 
 @bp.function_name("outbox_relay")

@@ -45,27 +45,34 @@ def _not_projected(what: str) -> NotFound:
     return NotFound(f"{what} does not exist (or is not projected yet).")
 
 
-@http_route(
-    bp,
-    "GET",
-    "orders/{orderId}",
-    name="get_order",
-    summary="Order detail",
-    tag="orders",
-    query=models.ReadYourWrites,
-    response=models.OrderDetail,
-    errors=SINGLE,
-)
-def get_order(request: Request) -> Response:
-    order_id = _id(request, "orderId", "Order")
-    params: models.ReadYourWrites = request.params
-    return read_with_min_version(
-        lambda: read_document("orders", order_id, order_id),
-        params.minVersion,
-        params.waitMs,
-        f"Order {order_id}",
-        models.order_detail,
-    )
+def document_route(path: str, name: str, summary: str, response: type, shape) -> None:
+    """A single-document route: a point read by the id in the path (its partition key),
+    with read-your-writes (`minVersion`, `waitMs`), shaped for the API by `shape`."""
+    container_name, param = re.fullmatch(r"(\w+)/\{(\w+)\}", path).groups()
+    what = container_name[:-1].capitalize()
+
+    def handler(request: Request) -> Response:
+        doc_id = _id(request, param, what)
+        params: models.ReadYourWrites = request.params
+        return read_with_min_version(
+            lambda: read_document(container_name, doc_id, doc_id),
+            params.minVersion,
+            params.waitMs,
+            f"{what} {doc_id}",
+            shape,
+        )
+
+    http_route(
+        bp,
+        "GET",
+        path,
+        name=name,
+        summary=summary,
+        tag=container_name,
+        query=models.ReadYourWrites,
+        response=response,
+        errors=SINGLE,
+    )(handler)
 
 
 def customer_detail(document: dict[str, Any]) -> dict[str, Any]:
@@ -86,27 +93,20 @@ def customer_detail(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@http_route(
-    bp,
-    "GET",
-    "customers/{customerId}",
-    name="get_customer",
-    summary="Customer with order totals",
-    tag="customers",
-    query=models.ReadYourWrites,
-    response=models.CustomerDetail,
-    errors=SINGLE,
+document_route(
+    "orders/{orderId}",
+    "get_order",
+    "Order detail",
+    models.OrderDetail,
+    models.order_detail,
 )
-def get_customer(request: Request) -> Response:
-    customer_id = _id(request, "customerId", "Customer")
-    params: models.ReadYourWrites = request.params
-    return read_with_min_version(
-        lambda: read_document("customers", customer_id, customer_id),
-        params.minVersion,
-        params.waitMs,
-        f"Customer {customer_id}",
-        customer_detail,
-    )
+document_route(
+    "customers/{customerId}",
+    "get_customer",
+    "Customer with order totals",
+    models.CustomerDetail,
+    customer_detail,
+)
 
 
 @http_route(
@@ -208,27 +208,13 @@ def product_detail(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@http_route(
-    bp,
-    "GET",
+document_route(
     "products/{productId}",
-    name="get_product",
-    summary="Product with units sold and revenue",
-    tag="products",
-    query=models.ReadYourWrites,
-    response=models.ProductDetail,
-    errors=SINGLE,
+    "get_product",
+    "Product with units sold and revenue",
+    models.ProductDetail,
+    product_detail,
 )
-def get_product(request: Request) -> Response:
-    product_id = _id(request, "productId", "Product")
-    params: models.ReadYourWrites = request.params
-    return read_with_min_version(
-        lambda: read_document("products", product_id, product_id),
-        params.minVersion,
-        params.waitMs,
-        f"Product {product_id}",
-        product_detail,
-    )
 
 
 @http_route(
