@@ -15,6 +15,7 @@ import pytest
 from azure.cosmos import CosmosClient
 from azure.storage.blob import ContainerClient
 
+from devtools.stack import LocalStack
 from shared.cosmos import container_specs
 from shared.eventlog import LocalEventLog, OutgoingEvent
 from shared.money import from_cents
@@ -345,3 +346,34 @@ def test_rebuild_reproduces_identical_documents(http, local_stack, sql, cosmos):
     after = {name: documents(cosmos, name) for name in containers}
     assert after == before
     assert after["orders"][(o["id"], o["id"])]["customer"]["name"] == "Rebuilt Name"
+
+
+def test_a_restarted_stack_rebuilds_its_empty_read_model_from_the_outbox(
+    http, local_stack, sql, cosmos, tmp_path
+):
+    """The Cosmos stand-in forgets everything on restart; SQLite keeps the outbox. A new stack
+    over the same write database must come up with the read model rebuilt."""
+    c = customer(http)
+    p = product(http, stock=4)
+    o = order(http, c["id"], [(p["id"], 2)])
+    assert_converges(sql, cosmos)
+    state = tmp_path / "restarted"
+    state.mkdir()
+    source = sqlite3.connect(local_stack.settings["SQLITE_PATH"])
+    target = sqlite3.connect(state / "orders.db")
+    source.backup(target)  # a consistent copy, as the next `make run` would find it
+    source.close()
+    target.close()
+    with LocalStack(state, fixed_ports=False) as restarted:
+        s = restarted.settings
+        fresh = CosmosClient(
+            s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
+        )
+        rebuilt = fresh.get_database_client("orders")
+        assert (
+            documents(rebuilt, "orders")[(o["id"], o["id"])]["order"]["items"][0][
+                "quantity"
+            ]
+            == 2
+        )
+        assert read_side(rebuilt) == read_side(cosmos)
