@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from commands import models, repository
@@ -28,20 +30,25 @@ from shared.money import to_cents
 from shared.sql.db import Transaction
 
 
+@contextmanager
+def unique_or_conflict(tx: Transaction, message: str) -> Iterator[None]:
+    """A unique constraint the statement hits (email, sku) is a business conflict: 409."""
+    try:
+        yield
+    except Exception as exc:
+        if tx.is_unique_violation(exc):
+            raise Conflict(message) from None
+        raise
+
+
 def register_customer(
     tx: Transaction, ctx: CommandContext, cmd: models.RegisterCustomer
 ) -> Outcome:
     customer = Customer(
         str(uuid.uuid4()), cmd.name, cmd.email, to_cents(cmd.creditLimit), 1
     )
-    try:
+    with unique_or_conflict(tx, f"A customer with email {cmd.email!r} already exists."):
         repository.insert_customer(tx, customer, ctx.now)
-    except Exception as exc:
-        if tx.is_unique_violation(exc):
-            raise Conflict(
-                f"A customer with email {cmd.email!r} already exists."
-            ) from None
-        raise
     event = ctx.event(
         "CustomerRegistered",
         "customer",
@@ -59,12 +66,8 @@ def create_product(
     product = Product(
         str(uuid.uuid4()), cmd.sku, cmd.name, to_cents(cmd.price), cmd.stock, 1
     )
-    try:
+    with unique_or_conflict(tx, f"A product with sku {cmd.sku!r} already exists."):
         repository.insert_product(tx, product, ctx.now)
-    except Exception as exc:
-        if tx.is_unique_violation(exc):
-            raise Conflict(f"A product with sku {cmd.sku!r} already exists.") from None
-        raise
     event = ctx.event(
         "ProductCreated",
         "product",
@@ -207,14 +210,10 @@ def change_customer(
         else current.credit_limit_cents,
         version=current.version + 1,
     )
-    try:
+    with unique_or_conflict(
+        tx, f"A customer with email {customer.email!r} already exists."
+    ):
         repository.update_customer(tx, customer, ctx.now)
-    except Exception as exc:
-        if tx.is_unique_violation(exc):
-            raise Conflict(
-                f"A customer with email {customer.email!r} already exists."
-            ) from None
-        raise
     event = ctx.event(
         "CustomerChanged",
         "customer",
