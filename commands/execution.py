@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared import outbox
-from shared.encoding import dumps
+from shared.encoding import dumps, to_jsonable
 from shared.errors import IdempotencyKeyReused, PreconditionFailed, ValidationFailed
 from shared.events import Event
 from shared.http import Request, Response
 from shared.publisher import EventPublisher, publisher
 from shared.sql.db import Database, Sql, Transaction, database, db_time, utcnow
 
+log = logging.getLogger(__name__)
+
+# UPDLOCK + HOLDLOCK lock the key (or the gap where it would be) until commit, so a
+# concurrent request with the same key waits for the first and then replays its answer
+# instead of running the command again (Azure SQL reads committed snapshots otherwise).
 SELECT_IDEMPOTENCY = Sql(
-    "SELECT request_hash, status_code, response_headers, response_body FROM idempotency_keys"
-    " WHERE idempotency_key = ?"
+    tsql="SELECT request_hash, status_code, response_headers, response_body FROM idempotency_keys"
+    " WITH (UPDLOCK, HOLDLOCK) WHERE idempotency_key = ?",
+    sqlite="SELECT request_hash, status_code, response_headers, response_body FROM idempotency_keys"
+    " WHERE idempotency_key = ?",
 )
 INSERT_IDEMPOTENCY = Sql(
     "INSERT INTO idempotency_keys (idempotency_key, request_hash, status_code, response_headers, response_body,"
@@ -92,16 +100,15 @@ def accepted(
 def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
-    text = value.strip()
-    text = text.removeprefix("W/")
-    text = text.strip('"')
-    if not text.isdigit():
+    text = value.strip().removeprefix("W/").strip('"')
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
         raise ValidationFailed('If-Match must be a version in quotes, like "3".')
     return int(text)
 
 
 def request_fingerprint(request: Request, route: str) -> str:
-    body = request.body.model_dump_json() if request.body is not None else ""
+    # The validated body, normalized (10 and 10.00 are the same amount), not its raw bytes.
+    body = to_jsonable(request.body.model_dump()) if request.body is not None else None
     canonical = json.dumps([route, request.route_params, body], sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -162,5 +169,13 @@ def execute(
             raise
         # A concurrent request with the same key committed first: answer as it did.
         response, events = db.run(work)
-    outbox.publish_pending(db, events_to or publisher(), events)
+    try:
+        transport = events_to or publisher()
+    except Exception:
+        # Committed already: the answer stands, and the relay publishes once the transport works.
+        log.exception(
+            "the event transport is misconfigured; the outbox relay will publish"
+        )
+        return response
+    outbox.publish_pending(db, transport, events)
     return response

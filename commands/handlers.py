@@ -489,9 +489,10 @@ def cancel_order(
 ) -> Outcome:
     order = _locked_order(tx, ctx, order_id)
     status = check_transition(order, "cancel")
+    # Product rows are locked in id order, as place_order does: no lock-order deadlocks.
     released = [
         repository.adjust_stock(tx, line.product_id, line.quantity, ctx.now)
-        for line in order.lines
+        for line in sorted(order.lines, key=lambda line: line.product_id)
     ]
     repository.release_credit(tx, order.customer_id, order.total_cents)
     after = replace(

@@ -10,7 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 
 def _no_strings(value: Any) -> Any:
@@ -43,7 +50,28 @@ def money(**constraints: Any) -> Any:
     ]
 
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+def _fits(limit: int):
+    def check(value: str) -> str:
+        # NVARCHAR(n) counts UTF-16 code units: an emoji is one character but two units.
+        if len(value.encode("utf-16-le")) // 2 > limit:
+            raise ValueError(f"at most {limit} characters (UTF-16 code units)")
+        return value
+
+    return check
+
+
+def text(limit: int, pattern: str | None = None) -> Any:
+    """A non-empty string that fits an NVARCHAR(limit) column."""
+    return Annotated[
+        str,
+        Field(min_length=1, max_length=limit, pattern=pattern),
+        AfterValidator(_fits(limit)),
+    ]
+
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Text = text(200)
+Email = text(254, EMAIL)
 PositiveMoney = money(gt=0)
 NonNegativeMoney = money(ge=0)
 
@@ -54,28 +82,18 @@ class Body(BaseModel):
 
 class RegisterCustomer(Body):
     name: Text
-    email: Annotated[
-        str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    ]
+    email: Email
     creditLimit: NonNegativeMoney
 
 
 class ChangeCustomer(Body):
     name: Text | None = None
-    email: (
-        Annotated[
-            str,
-            Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-        ]
-        | None
-    ) = None
+    email: Email | None = None
     creditLimit: NonNegativeMoney | None = None
 
 
 class CreateProduct(Body):
-    sku: Annotated[
-        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    ]
+    sku: text(64, r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: Text
     price: PositiveMoney
     stock: Annotated[int, Field(ge=0, le=1_000_000_000)]
@@ -92,10 +110,10 @@ class AdjustStock(Body):
 
 class Address(Body):
     street: Text
-    city: Annotated[str, Field(min_length=1, max_length=100)]
-    state: Annotated[str, Field(min_length=1, max_length=100)]
-    postalCode: Annotated[str, Field(min_length=1, max_length=20)]
-    country: Annotated[str, Field(min_length=1, max_length=100)]
+    city: text(100)
+    state: text(100)
+    postalCode: text(20)
+    country: text(100)
 
 
 Uuid = Annotated[
@@ -124,11 +142,11 @@ class AddItem(Body):
 
 
 class ShipOrder(Body):
-    trackingNumber: Annotated[str, Field(min_length=1, max_length=100)]
+    trackingNumber: text(100)
 
 
 class CancelOrder(Body):
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: text(500)
 
 
 class NoBody(Body):

@@ -10,6 +10,7 @@ calls the handler (testable without Azure) and turns its `Response` or
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -140,7 +141,11 @@ def parse_body(
     try:
         # Numbers with a fraction become Decimal straight from the JSON text: money is never a float.
         document = json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:  # nesting too deep: bad input too
         raise ValidationFailed(f"The body is not valid JSON: {exc}.") from None
     if not isinstance(document, dict):
         raise ValidationFailed("The body must be a JSON object.")
@@ -161,12 +166,13 @@ def parse_query(model: type[BaseModel], query: Mapping[str, str]) -> BaseModel:
         ) from None
 
 
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
 def correlation_id_of(headers: Mapping[str, str]) -> str:
     given = (headers.get("x-correlation-id") or "").strip()
-    # Echo a sane client id; replace anything that could poison logs or headers.
-    if given and len(given) <= 128 and given.isprintable():
-        return given
-    return str(uuid.uuid4())
+    # Echo a sane client id (it goes back in a header and into logs); replace anything else.
+    return given if _CORRELATION_ID.match(given) else str(uuid.uuid4())
 
 
 def handle(

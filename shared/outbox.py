@@ -27,7 +27,7 @@ INSERT_EVENT = Sql(
 )
 SELECT_BY_POSITION = "SELECT position, payload FROM outbox WHERE position IN ({}) AND sent_at IS NULL ORDER BY position"
 SELECT_UNSENT = Sql(
-    tsql="SELECT position, payload FROM outbox WITH (READPAST) WHERE sent_at IS NULL AND occurred_at < ?"
+    tsql="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at < ?"
     " ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
     sqlite="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at < ?"
     " ORDER BY position LIMIT ?",

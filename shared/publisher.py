@@ -8,6 +8,7 @@ it returns, so a failure means "publish again later", never "lost".
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -33,6 +34,8 @@ class EventHubsPublisher:
 
     def __init__(self, producer) -> None:
         self._producer = producer
+        # The producer is not thread-safe, and sync functions run on the worker's thread pool.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls) -> EventHubsPublisher:
@@ -51,6 +54,10 @@ class EventHubsPublisher:
         return cls(producer)
 
     def publish(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            self._publish(events)
+
+    def _publish(self, events: Sequence[Event]) -> None:
         from azure.eventhub import EventData
 
         # Events of one key go in one batch with that partition key, so the hub keeps their order.
@@ -70,12 +77,17 @@ class EventHubsPublisher:
             self._producer.send_batch(batch)
 
     def check(self) -> None:
-        self._producer.get_eventhub_properties()
+        with self._lock:
+            self._producer.get_eventhub_properties()
 
     def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
         tails = {}
-        for partition in self._producer.get_partition_ids():
-            props = self._producer.get_partition_properties(partition)
+        with self._lock:
+            partitions = {
+                p: self._producer.get_partition_properties(p)
+                for p in self._producer.get_partition_ids()
+            }
+        for partition, props in partitions.items():
             empty = props.get("is_empty")
             tails[partition] = (
                 None if empty else props["last_enqueued_sequence_number"],

@@ -81,7 +81,7 @@ def replay(projection: str, db: Database) -> tuple[int, int]:
             deliveries,
             writer,
             _NoDeadLetters(),
-            final_attempt=True,
+            final_attempt=False,  # any failure stops the rebuild, loudly
             record_positions=False,
         )
         events += len(page)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from shared.events import Event
@@ -26,7 +25,7 @@ from sync.writes import Upsert, Write, collapse
 log = logging.getLogger(__name__)
 
 STATE_CONTAINER = "projection-state"
-TRANSIENT_STATUS = frozenset({408, 429, 449, 500, 502, 503, 504})
+POISON_STATUS = frozenset({400, 413})  # Cosmos refuses the document itself
 
 Plan = Callable[[Event], list[Write]]
 
@@ -51,12 +50,41 @@ class BatchResult:
     seconds: float = 0.0
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_poison(exc: BaseException) -> bool:
+    """Errors no retry can fix (the event, or the write it leads to, is wrong). Anything
+    else (throttling, timeouts, an identity hiccup, an outage) is retried while attempts last."""
     if isinstance(exc, CosmosHttpResponseError):
-        return exc.status_code in TRANSIENT_STATUS
-    return isinstance(
-        exc, ServiceRequestError | ServiceResponseError | TimeoutError | ConnectionError
-    )
+        return exc.status_code in POISON_STATUS
+    return isinstance(exc, ValueError | TypeError | KeyError)
+
+
+def park(
+    dead_letters,
+    projection: str,
+    delivery: Delivery,
+    error: str,
+    event_id: str | None,
+    *,
+    final_attempt: bool,
+    result: BatchResult,
+) -> None:
+    """Dead-letter one event. If even that fails, retry the batch; on the last attempt the
+    event is logged whole, so nothing vanishes silently."""
+    try:
+        result.dead_lettered.append(
+            dead_letters.put(projection, delivery, error, event_id)
+        )
+    except Exception:
+        if not final_attempt:
+            raise
+        log.critical(
+            "%s: could not dead-letter the event at partition %s sequence %s (%s); body: %r",
+            projection,
+            delivery.partition,
+            delivery.sequence_number,
+            error,
+            delivery.body,
+        )
 
 
 def position_write(
@@ -105,8 +133,14 @@ def process(
             event = Event.from_bytes(delivery.body)
             writes = plan(event)
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the batch
-            result.dead_lettered.append(
-                dead_letters.put(projection, delivery, f"unparseable: {exc!r}")
+            park(
+                dead_letters,
+                projection,
+                delivery,
+                f"unparseable: {exc!r}",
+                None,
+                final_attempt=final_attempt,
+                result=result,
             )
             continue
         events.append(event)
@@ -119,7 +153,7 @@ def process(
             writer.execute(write)
             result.writes += 1
         except Exception as exc:
-            if is_transient(exc) and not final_attempt:
+            if not is_poison(exc) and not final_attempt:
                 raise  # let the retry policy run the batch again; applied writes are no-ops then
             log.exception(
                 "%s: write to %s/%s failed; dead-lettering its events",
@@ -128,19 +162,28 @@ def process(
                 getattr(write, "id", "*"),
             )
             for delivery, event in sources[write.key]:
-                result.dead_lettered.append(
-                    dead_letters.put(
-                        projection,
-                        delivery,
-                        f"{type(exc).__name__}: {exc}",
-                        event.event_id,
-                    )
+                park(
+                    dead_letters,
+                    projection,
+                    delivery,
+                    f"{type(exc).__name__}: {exc}",
+                    event.event_id,
+                    final_attempt=final_attempt,
+                    result=result,
                 )
     by_partition: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         by_partition[delivery.partition].append(delivery)
     for partition, delivered in by_partition.items() if record_positions else ():
-        writer.execute(position_write(projection, partition, delivered, events))
+        try:
+            writer.execute(position_write(projection, partition, delivered, events))
+        except Exception:
+            log.warning(
+                "%s: could not record the position of partition %s",
+                projection,
+                partition,
+                exc_info=True,
+            )
     result.applied = len(events)
     result.requests = writer.requests - requests_before
     result.seconds = time.perf_counter() - started

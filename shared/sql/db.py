@@ -269,6 +269,7 @@ class _SqliteConnection:
         self._conn.close()
 
 
+LOCK_TIMEOUT_MS = 10_000
 SQL_COPT_SS_ACCESS_TOKEN = (
     1256  # msodbcsql.h: pass an Entra access token instead of a password
 )
@@ -293,12 +294,17 @@ def _pyodbc_connect(
                 credential().get_token("https://database.windows.net/.default").token
             )
             attrs[SQL_COPT_SS_ACCESS_TOKEN] = _token_struct(token)
-        return pyodbc.connect(
+        conn = pyodbc.connect(
             connection_string,
             attrs_before=attrs,
             autocommit=False,
             timeout=login_timeout,
         )
+        # A blocked statement fails after 10 s (error 1222, retried) instead of holding
+        # the request until the function times out.
+        conn.execute(f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}")
+        conn.commit()
+        return conn
 
     return connect
 

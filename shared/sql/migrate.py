@@ -19,7 +19,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 _CREATE_HISTORY = {
     "tsql": "IF OBJECT_ID('dbo.schema_migrations') IS NULL "
-    "CREATE TABLE dbo.schema_migrations (version VARCHAR(100) NOT NULL PRIMARY KEY, applied_at DATETIME2(3) NOT NULL)",
+    "CREATE TABLE dbo.schema_migrations (version NVARCHAR(100) NOT NULL PRIMARY KEY, applied_at DATETIME2(3) NOT NULL)",
     "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)",
 }
 

@@ -12,7 +12,8 @@ CREATE TABLE customers (
 );
 CREATE TABLE products (
     id TEXT NOT NULL PRIMARY KEY,
-    sku TEXT NOT NULL UNIQUE,
+    -- NOCASE: unique as on SQL Server's default case-insensitive collation.
+    sku TEXT NOT NULL UNIQUE COLLATE NOCASE,
     name TEXT NOT NULL,
     price_cents INTEGER NOT NULL CHECK (price_cents > 0),
     stock INTEGER NOT NULL CHECK (stock >= 0),
