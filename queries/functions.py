@@ -29,8 +29,8 @@ from shared.http import Request, Response, http_route
 bp = func.Blueprint()
 
 SINGLE = (400, 404)
-# Cosmos ids may not contain / \ ? #; ours are UUIDs. Anything else cannot exist.
-_PLAUSIBLE_ID = re.compile(r"^[^/\\?#\s]{1,255}$")
+# Ids are server-generated UUIDs: anything else cannot exist (and never reaches Cosmos).
+_PLAUSIBLE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 FETCH_ALL = 1000  # items per request when a query reads everything it matches
 
 
@@ -167,7 +167,7 @@ def search_orders(request: Request) -> Response:
 
     # One customer: their own partition of `customer-orders`. Its summaries carry no
     # customer name, so q matching the customer's name matches all of their orders.
-    if not _PLAUSIBLE_ID.match(params.customerId):
+    if not _PLAUSIBLE_ID.match(params.customerId.lower()):
         return Response(paging.Page([], None).as_json())
     product_text = params.q
     if params.q is not None:

@@ -71,7 +71,10 @@ def _instant(value: Any, *, end_of_day: bool) -> Any:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # no offset given: the API speaks UTC
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 has no UTC equivalent
+        raise ValueError("is out of the representable range") from None
 
 
 _INSTANT_SCHEMA = WithJsonSchema(
@@ -93,7 +96,7 @@ InstantTo = Annotated[
 ]
 Money = Annotated[
     Decimal,
-    Field(ge=0, allow_inf_nan=False),
+    Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False),
     WithJsonSchema({"type": "number", "minimum": 0}),
 ]
 

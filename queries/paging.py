@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from queries import tokens
@@ -90,8 +91,11 @@ def single_partition_page(query: OrderQuery, page_size: int, token: str | None) 
             peek, _ = _fetch(query, 1, continuation)
             if not peek:
                 continuation = None
-    except CosmosHttpResponseError as exc:
-        if start is not None and exc.status_code == 400:
+    except (CosmosHttpResponseError, AzureError, ValueError) as exc:
+        # Resuming from a client's token: whatever Cosmos or the SDK makes of a forged one
+        # is the client's error. A failure on a first page is ours.
+        refused = not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
+        if start is not None and refused:
             raise tokens.invalid_position() from None
         raise
     next_token = (

@@ -72,7 +72,14 @@ def decode(token: str, query_fingerprint: str) -> Position:
             "was issued for other filters; send the same filters as the first page"
         )
     sdk, after = body.get("s"), body.get("a")
-    if isinstance(sdk, str) and sdk and after is None:
+    # The SDK's token travels back to Cosmos in a header: printable ASCII only.
+    if (
+        isinstance(sdk, str)
+        and sdk
+        and sdk.isascii()
+        and sdk.isprintable()
+        and after is None
+    ):
         return Position(sdk=sdk)
     if (
         sdk is None
