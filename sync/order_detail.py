@@ -80,7 +80,11 @@ def plan(event: Event) -> list[Write]:
                     **customer_part(customer),
                     "customerVersion": customer["version"],
                 },
-                snapshot_of=(STATE_CONTAINER, snapshot_id(order["customerId"]), NAME),
+                snapshot_of=(
+                    STATE_CONTAINER,
+                    snapshot_id(order["customerId"]),
+                    snapshot_id(order["customerId"]),
+                ),
                 snapshot_guard="customerVersion",
             )
         ]
@@ -90,11 +94,13 @@ def plan(event: Event) -> list[Write]:
             Upsert(
                 STATE_CONTAINER,
                 snapshot_id(customer["id"]),
-                NAME,
+                # Each snapshot is its own logical partition: one per customer spreads the
+                # reads of every order creation instead of piling them on one partition.
+                snapshot_id(customer["id"]),
                 guard="version",
                 version=customer["version"],
                 fields={
-                    "projection": NAME,
+                    "projection": snapshot_id(customer["id"]),
                     "kind": "customer-snapshot",
                     **customer_part(customer),
                 },

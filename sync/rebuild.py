@@ -55,13 +55,18 @@ def clear(projection: str) -> int:
     state = container(STATE_CONTAINER)
     for row in list(
         state.query_items(
-            "SELECT c.id FROM c WHERE c.projection = @p",
-            parameters=[{"name": "@p", "value": projection}],
-            partition_key=projection,
+            # Positions (partition = projection name) and private snapshots (partition = their
+            # id, prefixed with the projection name). Positions go too: they describe the old
+            # documents, and the live consumer rewrites them.
+            "SELECT c.id, c.projection FROM c WHERE c.projection = @p OR STARTSWITH(c.projection, @prefix)",
+            parameters=[
+                {"name": "@p", "value": projection},
+                {"name": "@prefix", "value": projection + ":"},
+            ],
+            enable_cross_partition_query=True,
         )
     ):
-        # Positions go too: they describe the old documents, and the live consumer rewrites them.
-        state.delete_item(row["id"], partition_key=projection)
+        state.delete_item(row["id"], partition_key=row["projection"])
         deleted += 1
     return deleted
 
