@@ -117,3 +117,44 @@ def test_routing_errors_are_problems(http):
     assert wrong_method.status_code == 405
     assert wrong_method.headers["Allow"] == "POST"
     assert wrong_method.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_the_correlation_id_travels_to_the_event_and_the_projected_document(
+    http, local_stack
+):
+    import json
+    import sqlite3
+
+    from azure.cosmos import CosmosClient
+
+    correlation = "trace-" + unique("e2e")
+    buyer, widget = customer(http), product(http)
+    placed = http.post(
+        "/orders",
+        json={
+            "customerId": buyer["id"],
+            "items": [{"productId": widget["id"], "quantity": 1}],
+            "shippingAddress": ADDRESS,
+        },
+        headers={"X-Correlation-Id": correlation},
+    )
+    assert placed.headers["X-Correlation-Id"] == correlation
+    order_id = placed.json()["id"]
+    conn = sqlite3.connect(local_stack.settings["SQLITE_PATH"])
+    (payload,) = conn.execute(
+        "SELECT payload FROM outbox WHERE aggregate_id = ?", (order_id,)
+    ).fetchone()
+    conn.close()
+    assert json.loads(payload)["correlationId"] == correlation
+    http.get(f"/orders/{order_id}", params={"minVersion": 1, "waitMs": 3000})
+    s = local_stack.settings
+    orders = CosmosClient(
+        s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
+    )
+    document = (
+        orders.get_database_client("orders")
+        .get_container_client("orders")
+        .read_item(order_id, order_id)
+    )
+    assert document["metadata"]["correlationId"] == correlation
+    assert document["metadata"]["eventType"] == "OrderPlaced"
