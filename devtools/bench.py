@@ -28,16 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from devtools.sample_data import ADDRESS
 from devtools.stack import LocalStack
 
 BASELINE = Path(__file__).with_name("bench_baseline.json")
-ADDRESS = {
-    "street": "1 Main St",
-    "city": "Springfield",
-    "state": "IL",
-    "postalCode": "62701",
-    "country": "US",
-}
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -29,15 +29,8 @@ from unittest import mock
 
 import httpx
 
+from devtools.sample_data import ADDRESS
 from devtools.stack import LocalStack
-
-ADDRESS = {
-    "street": "1 Main St",
-    "city": "Springfield",
-    "state": "IL",
-    "postalCode": "62701",
-    "country": "US",
-}
 
 
 def _post(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:

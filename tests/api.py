@@ -8,13 +8,7 @@ from typing import Any
 
 import httpx
 
-ADDRESS = {
-    "street": "1 Main St",
-    "city": "Springfield",
-    "state": "IL",
-    "postalCode": "62701",
-    "country": "US",
-}
+from devtools.sample_data import ADDRESS
 
 
 def unique(prefix: str) -> str:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from commands import handlers, models
 from commands.execution import execute
+from devtools.sample_data import ADDRESS
 from shared import outbox
 from shared.errors import ProblemError
 from shared.events import Event
@@ -31,13 +32,6 @@ from sync.runner import Delivery, process
 from tests.memory_store import DeadLetterList, MemoryStore
 
 PARTITIONS = 4
-ADDRESS = {
-    "street": "1 Main St",
-    "city": "Springfield",
-    "state": "IL",
-    "postalCode": "62701",
-    "country": "US",
-}
 
 operation = st.one_of(
     st.tuples(st.just("customer"), st.integers(0, 10**6)),
