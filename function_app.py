@@ -11,9 +11,11 @@ telemetry.configure()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-app.register_functions(
-    commands.bp
-)  # write side: commands -> Azure SQL + outbox -> Event Hubs
-app.register_functions(sync.bp)  # projections: Event Hubs -> Cosmos DB
-app.register_functions(queries.bp)  # read side: Cosmos DB only
-app.register_functions(operations.bp)  # health, OpenAPI document, 404/405 fallback
+# Write side: commands -> Azure SQL (rows + outbox) -> Event Hubs.
+app.register_functions(commands.bp)
+# Projections: Event Hubs -> Cosmos DB, one consumer group each.
+app.register_functions(sync.bp)
+# Read side: Cosmos DB only.
+app.register_functions(queries.bp)
+# Health, the OpenAPI document, and the 404/405 fallback.
+app.register_functions(operations.bp)
