@@ -7,10 +7,14 @@ no read-then-write race, whatever the isolation level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from commands.domain import Address, Customer, Order, OrderLine, Product
 from shared.sql.db import Sql, Transaction, db_time, from_db_time
+
+T = TypeVar("T")
 
 CUSTOMER_COLUMNS = "id, name, email, credit_limit_cents, version"
 PRODUCT_COLUMNS = "id, sku, name, price_cents, stock, version"
@@ -65,6 +69,14 @@ SELECT_LINES = Sql(
 )
 
 
+def _one(
+    tx: Transaction, statement: Sql, params: tuple, mapper: Callable[[tuple], T]
+) -> T | None:
+    """The one row a statement returns, mapped; None when it returns none."""
+    row = tx.one(statement, params)
+    return mapper(row) if row else None
+
+
 def customer_from_row(row: tuple) -> Customer:
     return Customer(row[0], row[1], row[2], int(row[3]), int(row[4]))
 
@@ -89,16 +101,16 @@ def insert_customer(tx: Transaction, customer: Customer, now: datetime) -> None:
 
 
 def get_customer(tx: Transaction, customer_id: str) -> Customer | None:
-    row = tx.one(SELECT_CUSTOMER, (customer_id,))
-    return customer_from_row(row) if row else None
+    return _one(tx, SELECT_CUSTOMER, (customer_id,), customer_from_row)
 
 
 def reserve_credit(
     tx: Transaction, customer_id: str, amount_cents: int
 ) -> Customer | None:
     """Add to the customer's open orders if the credit limit allows; None if it does not."""
-    row = tx.one(RESERVE_CREDIT, (amount_cents, customer_id, amount_cents))
-    return customer_from_row(row) if row else None
+    return _one(
+        tx, RESERVE_CREDIT, (amount_cents, customer_id, amount_cents), customer_from_row
+    )
 
 
 def insert_product(tx: Transaction, product: Product, now: datetime) -> None:
@@ -117,16 +129,19 @@ def insert_product(tx: Transaction, product: Product, now: datetime) -> None:
 
 
 def get_product(tx: Transaction, product_id: str) -> Product | None:
-    row = tx.one(SELECT_PRODUCT, (product_id,))
-    return product_from_row(row) if row else None
+    return _one(tx, SELECT_PRODUCT, (product_id,), product_from_row)
 
 
 def reserve_stock(
     tx: Transaction, product_id: str, quantity: int, now: datetime
 ) -> Product | None:
     """Take `quantity` from stock if that much is there; None if not (or no such product)."""
-    row = tx.one(RESERVE_STOCK, (quantity, db_time(now), product_id, quantity))
-    return product_from_row(row) if row else None
+    return _one(
+        tx,
+        RESERVE_STOCK,
+        (quantity, db_time(now), product_id, quantity),
+        product_from_row,
+    )
 
 
 def insert_order(tx: Transaction, order: Order) -> None:
@@ -234,13 +249,11 @@ NEXT_LINE_NO = Sql(
 
 
 def lock_customer(tx: Transaction, customer_id: str) -> Customer | None:
-    row = tx.one(LOCK_CUSTOMER, (customer_id,))
-    return customer_from_row(row) if row else None
+    return _one(tx, LOCK_CUSTOMER, (customer_id,), customer_from_row)
 
 
 def lock_product(tx: Transaction, product_id: str) -> Product | None:
-    row = tx.one(LOCK_PRODUCT, (product_id,))
-    return product_from_row(row) if row else None
+    return _one(tx, LOCK_PRODUCT, (product_id,), product_from_row)
 
 
 def lock_order(tx: Transaction, order_id: str) -> Order | None:
@@ -277,8 +290,9 @@ def adjust_stock(
     tx: Transaction, product_id: str, delta: int, now: datetime
 ) -> Product | None:
     """Add `delta` (may be negative) to stock unless it would go below 0; None if it would."""
-    row = tx.one(ADJUST_STOCK, (delta, db_time(now), product_id, delta))
-    return product_from_row(row) if row else None
+    return _one(
+        tx, ADJUST_STOCK, (delta, db_time(now), product_id, delta), product_from_row
+    )
 
 
 def update_order(tx: Transaction, order: Order, previous_version: int) -> None:
