@@ -107,7 +107,10 @@ var tags = {
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var sqlAdminSid = empty(sqlAdminObjectId) ? principalId : sqlAdminObjectId
-var sqlAdminType = !empty(sqlAdminPrincipalType) ? sqlAdminPrincipalType : (principalType == 'ServicePrincipal' ? 'Application' : 'User')
+// Literal branches only: Bicep types a ternary as the union of its branches without flow
+// narrowing, so `!empty(p) ? p : ...` would keep '' from sqlAdminPrincipalType's list, and the
+// sql module's adminPrincipalType (User | Group | Application) would refuse it at compile time.
+var sqlAdminType = sqlAdminPrincipalType == 'Group' ? 'Group' : (sqlAdminPrincipalType == 'Application' || (empty(sqlAdminPrincipalType) && principalType == 'ServicePrincipal') ? 'Application' : 'User')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
