@@ -106,9 +106,35 @@ lib("handler/read-document").default = readDocument;
 // becomes "... c.customerversion ..."), so any camelCase property is undefined and the
 // predicate is wrong. Rewritten here into the full query form, case intact; the server
 // uses a condition that contains SELECT as is (and binds @id to the document id).
+//
+// --- Rule: what Cosmos DB refuses in a patch ------------------------------------------
+// The service refuses a patch of `id` or of the partition-key path (neither can change in
+// place) and a patch of more than 10 operations; the stock server applies all of them.
+const MAX_PATCH_OPERATIONS = 10;
 const patchOperations = lib("handler/_patch-operations");
 const stockPatchOperation = patchOperations.patchOperation;
+
+function refusedPatch(collection, operations) {
+  if (operations.length > MAX_PATCH_OPERATIONS) {
+    return `A patch may have at most ${MAX_PATCH_OPERATIONS} operations; this one has ${operations.length}.`;
+  }
+  const meta = collection.read();
+  const immutable = ["/id", ...((meta && meta.partitionKey && meta.partitionKey.paths) || [])];
+  for (const { path: target, from } of operations) {
+    for (const fixed of immutable) {
+      for (const touched of [target, from]) {
+        if (typeof touched === "string" && (touched === fixed || touched.startsWith(`${fixed}/`))) {
+          return `The patch operation on ${touched} is not allowed: id and the partition key path cannot be patched.`;
+        }
+      }
+    }
+  }
+  return null;
+}
+
 patchOperations.patchOperation = (collection, input) => {
+  const refusal = refusedPatch(collection, input.operations || []);
+  if (refusal) return { statusCode: 400, body: { code: "BadRequest", message: refusal } };
   const match = typeof input.condition === "string" && /^\s*from\s+c\s+where\s+([\s\S]+)$/i.exec(input.condition);
   const condition = match ? `SELECT * FROM c WHERE c.id = @id AND (${match[1].trim()})` : input.condition;
   return stockPatchOperation(collection, { ...input, condition });

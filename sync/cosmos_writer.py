@@ -25,6 +25,30 @@ from sync.writes import FanOut, Upsert, Write, merge_snapshot
 MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
 
 
+def immutable_fields(container_name: str) -> frozenset[str]:
+    """Top-level fields a patch must never touch: Cosmos DB refuses a patch of `id` or of
+    the partition-key path (they are set once, when the document is created)."""
+    pk_path = container_specs()[container_name]["partitionKey"]
+    return frozenset({"id", pk_path.lstrip("/").split("/")[0]})
+
+
+def patch_operations(
+    container_name: str, guard: str, version: int, fields: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The `set` operations of a guarded patch, without `id` or the partition key."""
+    skip = immutable_fields(container_name)
+    operations = [
+        {"op": "set", "path": f"/{k}", "value": to_jsonable(v)}
+        for k, v in {**fields, guard: version}.items()
+        if k not in skip
+    ]
+    if len(operations) > MAX_PATCH_OPERATIONS:
+        raise ValueError(
+            f"{len(operations)} patch operations; Cosmos DB allows {MAX_PATCH_OPERATIONS}"
+        )
+    return operations
+
+
 class CosmosWriter:
     """Executes writes; counts the requests it makes (for the benchmark and the logs)."""
 
@@ -40,28 +64,25 @@ class CosmosWriter:
 
     def _guarded_patch(
         self,
-        container: ContainerProxy,
+        name: str,
         doc_id: str,
         pk: Any,
         guard: str,
         version: int,
         fields: dict,
+        requires_at_least: int | None = None,
     ) -> bool:
-        operations = [
-            {"op": "set", "path": f"/{k}", "value": to_jsonable(v)}
-            for k, v in {**fields, guard: version}.items()
-        ]
-        if len(operations) > MAX_PATCH_OPERATIONS:
-            raise ValueError(
-                f"{len(operations)} patch operations; Cosmos DB allows {MAX_PATCH_OPERATIONS}"
-            )
+        operations = patch_operations(name, guard, version, fields)
+        condition = f"(NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)})"
+        if requires_at_least is not None:
+            condition += f" AND c.{guard} >= {int(requires_at_least)}"
         self.requests += 1
         try:
-            container.patch_item(
+            self._containers(name).patch_item(
                 item=doc_id,
                 partition_key=pk,
                 patch_operations=operations,
-                filter_predicate=f"FROM c WHERE NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)}",
+                filter_predicate=f"FROM c WHERE {condition}",
             )
             return True
         except CosmosAccessConditionFailedError:
@@ -90,12 +111,13 @@ class CosmosWriter:
         for _ in range(3):
             try:
                 self._guarded_patch(
-                    container,
+                    write.container,
                     write.id,
                     write.partition_key,
                     write.guard,
                     write.version,
                     write.fields,
+                    write.requires_at_least,
                 )
                 return
             except CosmosResourceNotFoundError:
@@ -119,7 +141,7 @@ class CosmosWriter:
         for row in rows:
             try:
                 self._guarded_patch(
-                    container,
+                    write.container,
                     row["id"],
                     row["pk"],
                     write.guard,
