@@ -28,6 +28,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 from queries import tokens
 from queries.models import order_summary
 from queries.order_search import OrderQuery
+from shared.availability import is_unavailable
 from shared.cosmos import container
 
 CONTINUATION_HEADER = "x-ms-continuation"
@@ -93,8 +94,11 @@ def single_partition_page(query: OrderQuery, page_size: int, token: str | None) 
                 continuation = None
     except (CosmosHttpResponseError, AzureError, ValueError) as exc:
         # Resuming from a client's token: whatever Cosmos or the SDK makes of a forged one
-        # is the client's error. A failure on a first page is ours.
-        refused = not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
+        # is the client's error. A failure on a first page is ours, and an outage or
+        # throttling is an outage (503), whichever page it hits.
+        refused = not is_unavailable(exc) and (
+            not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
+        )
         if start is not None and refused:
             raise tokens.invalid_position() from None
         raise

@@ -15,9 +15,18 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionK
 
 from shared import config
 
+# Request paths (queries, status) must answer within seconds, so a slow or frozen Cosmos
+# DB becomes a 503 instead of a hang: short connect/read timeouts, an absolute cap, and
+# a short wait on throttling. The projections can afford the SDK's patient defaults.
+REQUEST_PATH_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 5,
+    "timeout": 8,
+    "retry_throttle_backoff_max": 3,
+}
 
-@cache
-def client() -> CosmosClient:
+
+def _new_client(**options: Any) -> CosmosClient:
     endpoint = config.get("COSMOS_ENDPOINT")
     if not endpoint:
         raise RuntimeError("COSMOS_ENDPOINT is not set")
@@ -31,18 +40,52 @@ def client() -> CosmosClient:
         endpoint,
         credential=credential,
         connection_verify=config.get_bool("COSMOS_VERIFY_TLS"),
+        **options,
     )
+
+
+@cache
+def client() -> CosmosClient:
+    """The client of request paths (bounded latency)."""
+    return _new_client(**REQUEST_PATH_OPTIONS)
+
+
+@cache
+def sync_client() -> CosmosClient:
+    """The client of the projections, rebuilds and redrives (the SDK's retries)."""
+    return _new_client()
 
 
 def database() -> DatabaseProxy:
     return client().get_database_client(config.get("COSMOS_DATABASE"))
 
 
-@cache
-def container(name: str) -> ContainerProxy:
+def _declared(name: str) -> str:
     if name not in container_specs():
         raise KeyError(f"container {name!r} is not declared in shared/topology.json")
-    return database().get_container_client(name)
+    return name
+
+
+@cache
+def container(name: str) -> ContainerProxy:
+    """A container for request paths."""
+    return database().get_container_client(_declared(name))
+
+
+@cache
+def sync_container(name: str) -> ContainerProxy:
+    """A container for the projections' writes."""
+    return (
+        sync_client()
+        .get_database_client(config.get("COSMOS_DATABASE"))
+        .get_container_client(_declared(name))
+    )
+
+
+def clear_caches() -> None:
+    """Forget clients (a process that switches settings, such as the local provisioner)."""
+    for cached in (client, sync_client, container, sync_container):
+        cached.cache_clear()
 
 
 def container_specs() -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared.availability import as_unavailable
 from shared.encoding import dumps
 from shared.errors import (
     FieldError,
@@ -204,11 +205,15 @@ def handle(
         if error.status >= 500:
             log.exception("%s failed", spec.name)
         response = problem(error)
-    except Exception:
-        log.exception("%s failed with an unexpected error", spec.name)
-        response = problem(
-            ProblemError("An unexpected error occurred; it has been logged.")
-        )
+    except Exception as exc:
+        if unavailable := as_unavailable(exc):
+            log.warning("%s: dependency unavailable: %s", spec.name, exc)
+            response = problem(unavailable)
+        else:
+            log.exception("%s failed with an unexpected error", spec.name)
+            response = problem(
+                ProblemError("An unexpected error occurred; it has been logged.")
+            )
     out_headers = {**response.headers, "X-Correlation-Id": correlation_id}
     if response.body is None:
         return func.HttpResponse(status_code=response.status, headers=out_headers)

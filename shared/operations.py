@@ -10,6 +10,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import openapi
+from shared.availability import RETRY_AFTER_SECONDS
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http import ROUTES, Request, Response, http_route
 
@@ -83,7 +84,10 @@ def health(request: Request) -> Response:
     if not healthy:
         error = ServiceUnavailable("A dependency is unhealthy.")
         return Response(
-            {**error.as_json(), **body}, 503, content_type="application/problem+json"
+            {**error.as_json(), **body},
+            503,
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            content_type="application/problem+json",
         )
     return Response(body)
 
@@ -131,6 +135,34 @@ def projections(request: Request) -> Response:
     from sync.status import read_status
 
     return Response({"projections": read_status()})
+
+
+class RedriveResult(BaseModel):
+    projection: str
+    redriven: int
+    stillFailing: int
+
+
+@http_route(
+    bp,
+    "POST",
+    "projections/{name}/redrive",
+    name="redrive_projection",
+    summary="Re-apply a projection's dead-lettered events; applied ones are removed",
+    tag="operations",
+    response=RedriveResult,
+    errors=(404, 503),
+)
+def redrive_projection(request: Request) -> Response:
+    from sync.projections import PROJECTIONS
+    from sync.redrive import redrive
+
+    name = request.route_params["name"]
+    if name not in PROJECTIONS:
+        raise NotFound(
+            f"No projection {name!r}; the projections are {', '.join(PROJECTIONS)}."
+        )
+    return Response(redrive(name))
 
 
 def _template_regex(path: str) -> re.Pattern[str]:
