@@ -14,7 +14,7 @@ NODE_STAMP := node_modules/.package-lock.stamp
 PORT ?= 7071
 PYTEST_ARGS ?=
 
-.PHONY: help deps run test lint clean openapi infra-check rebuild bench
+.PHONY: help deps run test lint clean openapi infra-check rebuild redrive bench
 
 help: ## list the targets
 	@echo "Targets:"
@@ -56,6 +56,9 @@ infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, dr
 
 bench: deps ## measure (statements, latencies, Cosmos requests per event) beside devtools/bench_baseline.json
 	$(PY) -m devtools.bench $(BENCH_ARGS)
+
+redrive: $(PY_STAMP) ## re-apply a projection's dead letters: PROJECTION=order-detail|...|all (SETTINGS=.local/settings.json)
+	$(PY) -m sync.redrive --projection $(PROJECTION) $(if $(SETTINGS),--settings $(SETTINGS))
 
 rebuild: $(PY_STAMP) ## rebuild a projection from the outbox: PROJECTION=order-detail|...|all (SETTINGS=.local/settings.json)
 	$(PY) -m sync.rebuild --projection $(PROJECTION) $(if $(SETTINGS),--settings $(SETTINGS))

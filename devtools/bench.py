@@ -240,15 +240,10 @@ def cosmos_requests_per_event(log: Path) -> dict[str, float]:
 
 
 def rebuild_figures(stack: LocalStack) -> dict[str, float]:
-    import os
-    from unittest import mock
-
-    from shared import cosmos
+    from devtools.provision import app_settings
     from sync.rebuild import rebuild
 
-    with mock.patch.dict(os.environ, stack.settings):
-        cosmos.client.cache_clear()
-        cosmos.container.cache_clear()
+    with app_settings(stack.settings):
         result = rebuild("order-detail")
     return {
         "rebuild events/s: order-detail": round(

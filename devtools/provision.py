@@ -9,43 +9,62 @@ the outbox here, through the same code the sync functions run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from unittest import mock
 
 log = logging.getLogger(__name__)
 
 
-def provision(settings: Mapping[str, str]) -> None:
+@contextlib.contextmanager
+def app_settings(settings: Mapping[str, str]) -> Iterator[None]:
+    """Run app code in this process against `settings` (a stack's), with fresh clients.
+
+    The app caches one client per dependency per process; they are dropped on entry and
+    on exit, so nothing created for one stack's settings is reused for another's."""
+    from shared import cosmos
+    from shared.publisher import publisher
+    from shared.sql import db
+    from sync.dead_letters import dead_letters
+
+    def forget() -> None:
+        cosmos.clear_caches()
+        db.database.cache_clear()
+        publisher.cache_clear()
+        dead_letters.cache_clear()
+
     with mock.patch.dict(os.environ, settings):
+        forget()
+        try:
+            yield
+        finally:
+            forget()
+
+
+def provision(settings: Mapping[str, str], *, rebuild_read_model: bool = False) -> None:
+    """`rebuild_read_model`: rebuild even if some documents exist (the Cosmos stand-in
+    restarted empty while the projections kept writing into it)."""
+    with app_settings(settings):
         from shared import cosmos, outbox
         from shared.sql import db, migrate
 
-        # The app caches its clients per process; these are created for the settings given here.
-        cosmos.client.cache_clear()
-        cosmos.container.cache_clear()
-        db.database.cache_clear()
-        try:
-            cosmos.ensure_containers()
-            ensure_dead_letter_container()
-            migrate.apply_migrations()
-            _, newest = outbox.stats(db.database())
-            if newest and read_model_is_empty():
-                from sync.projections import PROJECTIONS
-                from sync.rebuild import rebuild
+        cosmos.ensure_containers()
+        ensure_blob_containers()
+        migrate.apply_migrations()
+        _, newest = outbox.stats(db.database())
+        if newest and (rebuild_read_model or read_model_is_empty()):
+            from sync.projections import PROJECTIONS
+            from sync.rebuild import rebuild
 
-                for name in PROJECTIONS:
-                    log.info(
-                        "read model empty, outbox at %s: rebuilt %s %s",
-                        newest,
-                        name,
-                        rebuild(name),
-                    )
-        finally:
-            cosmos.client.cache_clear()
-            cosmos.container.cache_clear()
-            db.database.cache_clear()
+            for name in PROJECTIONS:
+                log.info(
+                    "read model lost, outbox at %s: rebuilt %s %s",
+                    newest,
+                    name,
+                    rebuild(name),
+                )
 
 
 def read_model_is_empty() -> bool:
@@ -61,15 +80,20 @@ def read_model_is_empty() -> bool:
     return True
 
 
-def ensure_dead_letter_container() -> None:
+def ensure_blob_containers() -> None:
+    """The dead-letter and checkpoint containers (the app and the dev host also create
+    them on first use; creating them here keeps a fresh or restarted Azurite tidy)."""
     from azure.core.exceptions import ResourceExistsError
+    from azure.storage.blob import ContainerClient
 
-    from sync.dead_letters import dead_letters
+    from shared import config
 
-    dead_letters.cache_clear()
-    try:
-        dead_letters().container.create_container()
-    except ResourceExistsError:
-        pass
-    finally:
-        dead_letters.cache_clear()
+    storage = config.topology()["storage"]
+    for name in (storage["deadLetterContainer"], storage["checkpointContainer"]):
+        with ContainerClient.from_connection_string(
+            config.get("DeadLetterStorage"), name
+        ) as container:
+            try:
+                container.create_container()
+            except ResourceExistsError:
+                pass

@@ -46,6 +46,9 @@ COSMOS_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbI
 HOST_STATUS_PATH = "/admin/host/status"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 5.0
+# A child restarted this many times within this many seconds is crash-looping: give up.
+RESTART_BURST = 5
+RESTART_WINDOW = 60.0
 
 
 class StackError(RuntimeError):
@@ -363,6 +366,10 @@ class LocalStack:
         self.processes: list[ManagedProcess] = []
         self.devhosts: list[DevHost] = []
         self.started = False
+        self.restarts: deque[float] = deque(maxlen=RESTART_BURST)  # monotonic times
+        # heal() and stop() may run on different threads (a supervisor and the caller).
+        self._lifecycle = threading.RLock()
+        self._unprovisioned: set[str] = set()  # services restarted, not yet provisioned
 
     @property
     def azurite_connection_string(self) -> str:
@@ -479,19 +486,8 @@ class LocalStack:
             ):  # start both, then wait: they boot in parallel
                 self.processes.append(proc)
                 proc.start()
-            azurite.wait_until(
-                lambda: all(
-                    port_accepts(p)
-                    for p in (self.ports.blob, self.ports.queue, self.ports.table)
-                ),
-                "listening on its ports",
-                timeout,
-            )
-            cosmos.wait_until(
-                lambda: port_accepts(self.ports.cosmos),
-                "listening on its port",
-                timeout,
-            )
+            for proc in (azurite, cosmos):
+                self._wait_listening(proc, timeout)
             (self.state_dir / "settings.json").write_text(
                 json.dumps(self.settings, indent=2) + "\n"
             )
@@ -502,8 +498,102 @@ class LocalStack:
             raise
         return self
 
-    def _provision(self) -> None:
-        # devtools.provision (the lead's) creates the Cosmos containers and the SQL schema.
+    def _wait_listening(self, proc: ManagedProcess, timeout: float) -> None:
+        ports = {
+            "azurite": (self.ports.blob, self.ports.queue, self.ports.table),
+            "cosmos": (self.ports.cosmos,),
+        }[proc.name]
+        proc.wait_until(
+            lambda: all(port_accepts(p) for p in ports),
+            "listening on its port(s)",
+            timeout,
+        )
+
+    def heal(self, timeout: float = START_TIMEOUT) -> list[str]:
+        """Restart every child that died, then provision again; returns their names.
+
+        Both emulators keep their data in memory, so a restarted one comes back empty:
+        provisioning recreates the containers and, when the read model is empty, rebuilds
+        it from the outbox while the rest of the stack keeps serving."""
+        restarted = []
+        with self._lifecycle:
+            if not self.started:
+                return restarted
+            for proc in self.processes:
+                if proc.proc is not None and not proc.running:
+                    self._note_restart(proc)
+                    proc.start(append=True)
+                    self._wait_listening(proc, timeout)
+                    restarted.append(proc.name)
+                    self._unprovisioned |= {proc.name}
+            if self._unprovisioned and self.provision:
+                try:
+                    # The projections may already write into the new, empty Cosmos
+                    # containers, so "is the read model empty?" is no test after a restart.
+                    self._provision(rebuild_read_model="cosmos" in self._unprovisioned)
+                    self._unprovisioned = set()
+                except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                    print(
+                        f"local stack: provisioning after a restart failed ({exc!r}); "
+                        "retrying",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            for host in self.devhosts:
+                if host.process.proc is not None and not host.running:
+                    self._note_restart(host.process)
+                    host.start(timeout)
+                    restarted.append(host.process.name)
+        return restarted
+
+    def _note_restart(self, proc: ManagedProcess) -> None:
+        now = time.monotonic()
+        if (
+            len(self.restarts) == RESTART_BURST
+            and now - self.restarts[0] < RESTART_WINDOW
+        ):
+            raise StackError(
+                proc._failure(
+                    f"keeps exiting ({RESTART_BURST} restarts in {RESTART_WINDOW:.0f}s); giving up"
+                )
+            )
+        self.restarts.append(now)
+        code = proc.proc.returncode if proc.proc else None
+        print(
+            f"local stack: {proc.name} exited (code {code}); restarting it "
+            f"(log {proc.log_path})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @contextlib.contextmanager
+    def supervised(self, interval: float = 0.5) -> Iterator[threading.Thread]:
+        """Run `heal()` every `interval` seconds on a thread while the block runs."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(interval):
+                try:
+                    self.heal()
+                except StackError as exc:
+                    print(f"local stack: {exc}", file=sys.stderr, flush=True)
+                    return
+
+        thread = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
+        thread.start()
+        try:
+            yield thread
+        finally:
+            done.set()
+            thread.join()
+
+    def service(self, name: str) -> ManagedProcess:
+        """A running service by name ('azurite' or 'cosmos'), for fault tests."""
+        return next(p for p in self.processes if p.name == name)
+
+    def _provision(self, *, rebuild_read_model: bool = False) -> None:
+        # devtools.provision creates the Cosmos containers, the dead-letter container and the
+        # SQL schema, and rebuilds an empty read model from the outbox.
         try:
             module = importlib.import_module("devtools.provision")
         except ModuleNotFoundError as exc:
@@ -513,7 +603,7 @@ class LocalStack:
         with warnings.catch_warnings():
             # verify=False against the self-signed stand-in is intended; one warning per request.
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-            module.provision(self.settings)
+            module.provision(self.settings, rebuild_read_model=rebuild_read_model)
 
     def start_devhost(
         self,
@@ -542,18 +632,15 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop dev hosts, then the services; idempotent."""
-        for host in reversed(self.devhosts):
-            host.stop()
-        for proc in reversed(self.processes):
-            proc.stop()
-        self.devhosts.clear()
-        self.processes.clear()
-        self.started = False
+        with self._lifecycle:
+            self.started = False
+            for host in reversed(self.devhosts):
+                host.stop()
+            for proc in reversed(self.processes):
+                proc.stop()
+            self.devhosts.clear()
+            self.processes.clear()
         atexit.unregister(self.stop)
-
-    def dead_processes(self) -> list[ManagedProcess]:
-        procs = self.processes + [h.process for h in self.devhosts]
-        return [p for p in procs if p.proc is not None and not p.running]
 
     def __enter__(self) -> Self:
         return self.start()
@@ -612,15 +699,11 @@ def run(port: int, state_dir: Path, *, with_host: bool = True) -> int:
             stack.start()
             host = stack.start_devhost(port) if with_host else None
             print(_banner(stack, host, time.monotonic() - started), flush=True)
-            while not (dead := stack.dead_processes()):
+            # Supervise: a child that dies is restarted while the others keep serving, so
+            # an outage can be rehearsed (kill the Cosmos stand-in, watch the read model heal).
+            while True:
                 time.sleep(0.5)
-            for proc in dead:
-                print(
-                    f"\n{proc.name} exited unexpectedly (code {proc.proc.returncode if proc.proc else None}); "
-                    f"last lines of {proc.log_path}:\n{proc.tail()}",
-                    file=sys.stderr,
-                )
-            return 1
+                stack.heal()
         except StackError as exc:
             print(f"\nlocal stack: {exc}", file=sys.stderr)
             return 1

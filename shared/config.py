@@ -106,6 +106,20 @@ SETTINGS: tuple[Setting, ...] = (
         azure="local-only",
     ),
     Setting(
+        "EVENTHUB_CATCH_UP_CONSUMER_GROUP",
+        "Consumer group the projections' catch-up pass reads a gap with (the triggers "
+        "hold theirs with exclusive receivers).",
+        default="$Default",
+        azure="optional",
+    ),
+    Setting(
+        "PROJECTION_CATCH_UP_AFTER_SECONDS",
+        "A projection partition whose recorded position has not advanced for this long "
+        "while the event log holds newer events is re-driven by the catch-up pass.",
+        default="60",
+        azure="optional",
+    ),
+    Setting(
         "AZURE_CLIENT_ID",
         "Client id of a user-assigned managed identity, if one is used.",
         azure="optional",

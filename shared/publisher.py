@@ -15,7 +15,10 @@ from functools import cache
 from typing import Protocol
 
 from shared import config
+from shared.eventlog import StoredEvent
 from shared.events import Event
+
+READ_WAIT_SECONDS = 5.0  # how long a catch-up read waits for events that are not there
 
 
 class EventPublisher(Protocol):
@@ -27,6 +30,12 @@ class EventPublisher(Protocol):
 
     def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
         """Per partition: the last sequence number and enqueued time (projection lag)."""
+
+    def read_partition(
+        self, partition: str, after_sequence: int, max_count: int
+    ) -> list[StoredEvent]:
+        """Up to `max_count` events of a partition after a sequence number, in order
+        (the projections' catch-up pass re-drives a gap with it)."""
 
 
 class EventHubsPublisher:
@@ -41,17 +50,7 @@ class EventHubsPublisher:
     def from_settings(cls) -> EventHubsPublisher:
         from azure.eventhub import EventHubProducerClient
 
-        hub = config.get("EVENTHUB_NAME")
-        if conn_str := config.get("EventHubConnection"):
-            producer = EventHubProducerClient.from_connection_string(
-                conn_str, eventhub_name=hub
-            )
-        else:
-            from shared.identity import credential
-
-            namespace = config.get("EventHubConnection__fullyQualifiedNamespace")
-            producer = EventHubProducerClient(namespace, hub, credential())
-        return cls(producer)
+        return cls(_client(EventHubProducerClient))
 
     def publish(self, events: Sequence[Event]) -> None:
         with self._lock:
@@ -95,6 +94,66 @@ class EventHubsPublisher:
             )
         return tails
 
+    def read_partition(
+        self, partition: str, after_sequence: int, max_count: int
+    ) -> list[StoredEvent]:
+        from azure.eventhub import EventHubConsumerClient
+
+        consumer = _client(
+            EventHubConsumerClient,
+            consumer_group=config.get("EVENTHUB_CATCH_UP_CONSUMER_GROUP"),
+        )
+        received: list[StoredEvent] = []
+        done = threading.Event()
+
+        def on_batch(_context, batch) -> None:
+            received.extend(stored_event(partition, data) for data in batch)
+            # An empty batch: nothing arrived within max_wait_time, the tail is reached.
+            if not batch or len(received) >= max_count:
+                done.set()
+
+        reader = threading.Thread(
+            target=consumer.receive_batch,
+            kwargs={
+                "on_event_batch": on_batch,
+                "partition_id": partition,
+                "starting_position": after_sequence,  # an int is a sequence number
+                "starting_position_inclusive": False,
+                "max_batch_size": min(max_count, 300),
+                "max_wait_time": READ_WAIT_SECONDS,
+            },
+            daemon=True,
+        )
+        reader.start()
+        done.wait(timeout=6 * READ_WAIT_SECONDS)
+        consumer.close()  # stops receive_batch
+        reader.join(timeout=READ_WAIT_SECONDS)
+        return received[:max_count]
+
+
+def _client(cls, **kwargs):
+    """An Event Hubs producer or consumer client from the settings (identity in Azure)."""
+    hub = config.get("EVENTHUB_NAME")
+    if conn_str := config.get("EventHubConnection"):
+        return cls.from_connection_string(conn_str, eventhub_name=hub, **kwargs)
+    from shared.identity import credential
+
+    namespace = config.get("EventHubConnection__fullyQualifiedNamespace")
+    return cls(namespace, hub, credential=credential(), **kwargs)
+
+
+def stored_event(partition: str, data) -> StoredEvent:
+    """An Event Hubs EventData as the transport-neutral record the catch-up pass reads."""
+    return StoredEvent(
+        int(partition),
+        data.sequence_number,
+        data.offset,
+        data.partition_key,
+        data.body_as_str().encode("utf-8"),
+        dict(data.properties or {}),
+        data.enqueued_time,
+    )
+
 
 class LocalLogPublisher:
     """The local event log (shared.eventlog), the Event Hubs stand-in of the no-Docker stack."""
@@ -120,6 +179,11 @@ class LocalLogPublisher:
 
     def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
         return {p: self.log.tail(p) for p in self.log.partition_ids}
+
+    def read_partition(
+        self, partition: str, after_sequence: int, max_count: int
+    ) -> list[StoredEvent]:
+        return self.log.read(partition, after_sequence, max_count)
 
 
 @cache

@@ -1,4 +1,5 @@
-"""The projections' Event Hub triggers: one function and consumer group per projection."""
+"""The projections' Event Hub triggers (one function and consumer group per projection)
+and the catch-up timer that re-drives what an outage left unapplied."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import typing
 
 import azure.functions as func
 
-from shared.cosmos import container
+from shared.cosmos import sync_container
+from sync import catch_up
 from sync.cosmos_writer import CosmosWriter
 from sync.dead_letters import dead_letters
 from sync.projections import PROJECTIONS, consumer_group
-from sync.runner import Delivery, process
+from sync.runner import Delivery, process, utc
 
 bp = func.Blueprint()
 
@@ -26,7 +28,13 @@ def deliveries(events: typing.List[func.EventHubEvent]) -> list[Delivery]:  # no
             )
         )
     return [
-        Delivery(e.get_body(), partition, e.sequence_number, e.offset, e.enqueued_time)
+        Delivery(
+            e.get_body(),
+            partition,
+            e.sequence_number,
+            e.offset,
+            utc(e.enqueued_time) if e.enqueued_time else None,
+        )
         for e in events
     ]
 
@@ -46,7 +54,7 @@ def register(projection: str) -> None:
             projection,
             plan,
             deliveries(events),
-            CosmosWriter(container),
+            CosmosWriter(sync_container),
             dead_letters(),
             final_attempt=is_final_attempt(context),
         )
@@ -72,3 +80,12 @@ def register(projection: str) -> None:
 
 for _projection in PROJECTIONS:
     register(_projection)
+
+
+@bp.function_name("projection_catch_up")
+@bp.timer_trigger(
+    arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False, use_monitor=False
+)
+def projection_catch_up(timer: func.TimerRequest) -> None:
+    """Re-drive gaps an outage left in any projection (timer triggers run as a singleton)."""
+    catch_up.run()

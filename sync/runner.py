@@ -1,11 +1,15 @@
 """Running a projection over one delivered batch: plan, collapse, write, dead-letter, record position.
 
 At-least-once delivery is made exactly-once in effect by the writes' version
-guards. A transient Cosmos DB failure is raised so the host retries the whole
-batch (the function's retry policy); on the final attempt, or for an error no
-retry can fix (an unparseable event, a bug), the events behind the failed write
-are dead-lettered with the error and the rest of the batch goes on, because the
-Event Hubs trigger checkpoints past a failed batch anyway.
+guards. A transient failure (throttling, timeouts, an outage, a missing
+container) is raised so the host retries the whole batch (the function's retry
+policy). On the final attempt it is NOT dead-lettered: the batch stops, its
+partition's recorded position stays where it was, and the catch-up pass
+(`sync.catch_up`) re-drives the gap from the event log once the dependency is
+back — the Event Hubs trigger checkpoints past a failed batch, so the position
+recorded here, which only ever advances contiguously, is what remembers the gap.
+Only an event that no retry can fix (unparseable, or refused by Cosmos DB as a
+document) goes to the dead-letter store, from which `sync.redrive` re-applies it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from shared.events import Event
+from sync import unknown_events
 from sync.writes import Upsert, Write, collapse
 
 log = logging.getLogger(__name__)
@@ -46,8 +52,24 @@ class BatchResult:
     applied: int = 0
     writes: int = 0
     dead_lettered: list[str] = field(default_factory=list)
+    unapplied: int = (
+        0  # kept for the catch-up pass (out of retries, not the event's fault)
+    )
+    ignored: int = 0  # of a type no projection knows
     requests: int = 0
     seconds: float = 0.0
+
+
+class Writer(Protocol):
+    requests: int
+
+    def execute(self, write: Write) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def put(
+        self, projection: str, delivery: Delivery, error: str, event_id: str | None
+    ) -> str: ...
 
 
 def is_poison(exc: BaseException) -> bool:
@@ -59,7 +81,7 @@ def is_poison(exc: BaseException) -> bool:
 
 
 def park(
-    dead_letters,
+    dead_letters: DeadLetters,
     projection: str,
     delivery: Delivery,
     error: str,
@@ -67,29 +89,41 @@ def park(
     *,
     final_attempt: bool,
     result: BatchResult,
-) -> None:
-    """Dead-letter one event. If even that fails, retry the batch; on the last attempt the
-    event is logged whole, so nothing vanishes silently."""
+) -> bool:
+    """Dead-letter one event; False when even that failed on the final attempt.
+
+    Then the event is logged whole and the batch's position is not advanced, so the
+    catch-up pass meets the event again and dead-letters it once the store answers."""
     try:
         result.dead_lettered.append(
             dead_letters.put(projection, delivery, error, event_id)
         )
+        return True
     except Exception:
         if not final_attempt:
             raise
         log.critical(
-            "%s: could not dead-letter the event at partition %s sequence %s (%s); body: %r",
+            "%s: could not dead-letter the event at partition %s sequence %s (%s); "
+            "it stays unapplied for the catch-up pass; body: %r",
             projection,
             delivery.partition,
             delivery.sequence_number,
             error,
             delivery.body,
+            exc_info=True,
         )
+        return False
 
 
 def position_write(
     projection: str, partition: str, deliveries: Sequence[Delivery], events: list[Event]
 ) -> Upsert:
+    """Record that this partition is applied up to the batch's last sequence number.
+
+    The write applies only if the recorded position already reaches the batch's first
+    event (sequence numbers of a partition are consecutive): after an unapplied batch
+    the position stays behind, and that gap is what the catch-up pass re-drives."""
+    first = min(d.sequence_number for d in deliveries)
     last = max(deliveries, key=lambda d: d.sequence_number)
     positions = [e.position for e in events if e.position is not None]
     return Upsert(
@@ -98,12 +132,13 @@ def position_write(
         projection,
         guard="sequenceNumber",
         version=last.sequence_number,
+        requires_at_least=first - 1,
         fields={
             "projection": projection,
             "kind": "position",
             "partition": partition,
             "offset": last.offset,
-            "enqueuedTime": last.enqueued_time.isoformat()
+            "enqueuedTime": utc(last.enqueued_time).isoformat()
             if last.enqueued_time
             else None,
             "position": max(positions) if positions else None,
@@ -112,12 +147,17 @@ def position_write(
     )
 
 
+def utc(moment: datetime) -> datetime:
+    """Enqueued times can arrive without a zone (the trigger's metadata); they are UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def process(
     projection: str,
     plan: Plan,
     deliveries: Sequence[Delivery],
-    writer,
-    dead_letters,
+    writer: Writer,
+    dead_letters: DeadLetters,
     *,
     final_attempt: bool,
     record_positions: bool = True,
@@ -133,7 +173,7 @@ def process(
             event = Event.from_bytes(delivery.body)
             writes = plan(event)
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the batch
-            park(
+            if not park(
                 dead_letters,
                 projection,
                 delivery,
@@ -141,28 +181,45 @@ def process(
                 None,
                 final_attempt=final_attempt,
                 result=result,
-            )
+            ):
+                result.unapplied += 1
             continue
+        if not writes and unknown_events.note(event.event_type):
+            result.ignored += 1
         events.append(event)
         for write in writes:
             sources[write.key].append((delivery, event))
         planned.extend(writes)
-    collapsed = collapse(planned)
-    for write in collapsed:
+    for write in collapse(planned):
         try:
             writer.execute(write)
             result.writes += 1
         except Exception as exc:
-            if not is_poison(exc) and not final_attempt:
-                raise  # let the retry policy run the batch again; applied writes are no-ops then
+            if not is_poison(exc):
+                if not final_attempt:
+                    raise  # the retry policy runs the batch again; applied writes are no-ops then
+                # Out of retries but not the event's fault: stop here and keep the rest
+                # retryable (the position stays behind; the catch-up pass re-drives it).
+                log.error(
+                    "%s: write to %s/%s still failing on the last attempt (%s: %s); "
+                    "%d event(s) kept for the catch-up pass",
+                    projection,
+                    write.container,
+                    getattr(write, "id", "*"),
+                    type(exc).__name__,
+                    exc,
+                    len(deliveries),
+                )
+                result.unapplied += len(deliveries)
+                break
             log.exception(
-                "%s: write to %s/%s failed; dead-lettering its events",
+                "%s: write to %s/%s refused; dead-lettering its events",
                 projection,
                 write.container,
                 getattr(write, "id", "*"),
             )
             for delivery, event in sources[write.key]:
-                park(
+                if not park(
                     dead_letters,
                     projection,
                     delivery,
@@ -170,30 +227,34 @@ def process(
                     event.event_id,
                     final_attempt=final_attempt,
                     result=result,
-                )
+                ):
+                    result.unapplied += 1
     by_partition: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
         by_partition[delivery.partition].append(delivery)
-    for partition, delivered in by_partition.items() if record_positions else ():
-        try:
-            writer.execute(position_write(projection, partition, delivered, events))
-        except Exception:
-            log.warning(
-                "%s: could not record the position of partition %s",
-                projection,
-                partition,
-                exc_info=True,
-            )
+    if record_positions and not result.unapplied:
+        for partition, delivered in by_partition.items():
+            try:
+                writer.execute(position_write(projection, partition, delivered, events))
+            except Exception:
+                log.warning(
+                    "%s: could not record the position of partition %s",
+                    projection,
+                    partition,
+                    exc_info=True,
+                )
     result.applied = len(events)
     result.requests = writer.requests - requests_before
     result.seconds = time.perf_counter() - started
     log.info(
-        "%s: %d event(s) -> %d write(s), %d Cosmos request(s), %d dead-lettered, %.0f ms",
+        "%s: %d event(s) -> %d write(s), %d Cosmos request(s), %d dead-lettered, "
+        "%d unapplied, %.0f ms",
         projection,
         result.applied,
         result.writes,
         result.requests,
         len(result.dead_lettered),
+        result.unapplied,
         result.seconds * 1000,
     )
     return result

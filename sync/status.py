@@ -7,11 +7,12 @@ tails, the dead-letter counts and the outbox's newest position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sync.projections import PROJECTIONS, consumer_group
-from sync.runner import STATE_CONTAINER
+from sync.runner import STATE_CONTAINER, utc
 
 
 def status(
@@ -37,12 +38,14 @@ def status(
             )
             seconds = 0.0
             if behind > 0 and last_time is not None:
+                # How long the oldest unapplied event has waited: the event after the
+                # applied one was enqueued after it, so this errs on the long side.
                 since = (
                     datetime.fromisoformat(applied["enqueuedTime"])
                     if applied and applied.get("enqueuedTime")
                     else None
                 )
-                seconds = max(0.0, (now - (since or last_time)).total_seconds())
+                seconds = max(0.0, (now - utc(since or last_time)).total_seconds())
             lag_events += max(behind, 0)
             lag_seconds = max(lag_seconds, seconds)
             partitions.append(
@@ -76,6 +79,20 @@ def status(
     return out
 
 
+def recorded_positions(
+    containers: Callable[[str], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every projection's recorded position per partition (one cross-partition query)."""
+    if containers is None:
+        from shared.cosmos import sync_container as containers
+    return list(
+        containers(STATE_CONTAINER).query_items(
+            "SELECT * FROM c WHERE c.kind = 'position'",
+            enable_cross_partition_query=True,
+        )
+    )
+
+
 def read_status() -> list[dict[str, Any]]:
     from shared import outbox
     from shared.cosmos import container
@@ -83,14 +100,8 @@ def read_status() -> list[dict[str, Any]]:
     from shared.sql.db import database
     from sync.dead_letters import dead_letters
 
-    positions = list(
-        container(STATE_CONTAINER).query_items(
-            "SELECT * FROM c WHERE c.kind = 'position'",
-            enable_cross_partition_query=True,
-        )
-    )
-    store = dead_letters()
-    counts = {name: store.count(name) for name in PROJECTIONS}
+    positions = recorded_positions(container)
+    counts = dead_letters().counts()
     _, newest = outbox.stats(database())
     return status(
         positions, publisher().partition_tails(), counts, newest, datetime.now(UTC)

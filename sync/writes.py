@@ -19,6 +19,7 @@ class Upsert:
 
     `on_create` fields are written only when the document is created (for parts of
     the document that other, separately guarded writes own afterwards).
+    `requires_at_least`: see the field.
     `snapshot_of`: the (container, id, partition key) of a stored snapshot whose
     fields replace the `on_create` ones when its `version` is newer than
     `on_create[snapshot_guard]` (order-detail's customer snapshot, for a rename
@@ -34,6 +35,9 @@ class Upsert:
     on_create: dict[str, Any] = field(default_factory=dict)
     snapshot_of: tuple[str, str, str] | None = None
     snapshot_guard: str = ""
+    # Apply to an existing document only when its guard is at least this: a projection's
+    # recorded position advances from where it stands, never across a gap.
+    requires_at_least: int | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:

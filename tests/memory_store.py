@@ -36,7 +36,10 @@ class MemoryStore:
                 name, doc_id, pk = write.snapshot_of
                 snapshot = self.docs.get((name, pk, doc_id))
             self.docs[key] = copy.deepcopy(merge_snapshot(write, snapshot))
-        else:
+        elif write.requires_at_least is None or (
+            doc.get(write.guard) is not None
+            and doc[write.guard] >= write.requires_at_least
+        ):
             self._guarded_set(doc, write.guard, write.version, write.fields)
 
     @staticmethod

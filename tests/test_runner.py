@@ -89,13 +89,34 @@ def run(store, dead, deliveries, final: bool):
         TimeoutError("slow"),
     ],
 )
-def test_errors_a_retry_can_fix_are_raised_until_the_last_attempt(error):
+def test_errors_a_retry_can_fix_are_raised_then_kept_for_the_catch_up_never_dead_lettered(
+    error,
+):
     dead = DeadLetterList()
     with pytest.raises(type(error)):
         run(FailingStore(error), dead, [delivery(order_event())], final=False)
     assert dead.items == []
-    result = run(FailingStore(error), dead, [delivery(order_event())], final=True)
-    assert len(result.dead_lettered) == 1 and dead.items[0][1].sequence_number == 0
+    store = FailingStore(error)
+    result = run(store, dead, [delivery(order_event(), 7)], final=True)
+    # Not the event's fault: nothing dead-lettered, and no position recorded past it.
+    assert dead.items == [] and result.dead_lettered == [] and result.unapplied == 1
+    assert not [d for d in store.docs.values() if d.get("kind") == "position"]
+
+
+def test_the_position_advances_only_contiguously():
+    store, dead = MemoryStore(), DeadLetterList()
+    run(store, dead, [delivery(order_event(1), 0)], final=False)
+    position = store.docs[
+        ("projection-state", "order-detail", "order-detail:position:0")
+    ]
+    assert position["sequenceNumber"] == 0
+    # Sequences 1-4 never applied (an outage on the last retry): a later batch is applied,
+    # but the position stays at 0, which is the gap the catch-up pass re-drives.
+    run(store, dead, [delivery(order_event(2), 5)], final=False)
+    assert position["sequenceNumber"] == 0
+    assert store.docs[("orders", "o1", "o1")]["version"] == 2
+    run(store, dead, [delivery(order_event(2), s) for s in (1, 2, 3, 4)], final=False)
+    assert position["sequenceNumber"] == 4
 
 
 def test_a_document_cosmos_refuses_is_dead_lettered_at_once():
@@ -125,9 +146,28 @@ def test_when_dead_lettering_fails_the_batch_is_retried_then_the_event_is_logged
 ):
     with pytest.raises(ConnectionError):
         run(MemoryStore(), BrokenDeadLetters(), [delivery(b"{oops")], final=False)
+    store = MemoryStore()
     with caplog.at_level(logging.CRITICAL, logger="sync.runner"):
-        run(MemoryStore(), BrokenDeadLetters(), [delivery(b"{oops")], final=True)
+        result = run(store, BrokenDeadLetters(), [delivery(b"{oops")], final=True)
     assert "{oops" in caplog.text
+    # ... and it stays unapplied (no position past it), so the catch-up pass meets it again.
+    assert result.unapplied == 1 and store.docs == {}
+
+
+def test_an_event_of_a_type_no_projection_knows_is_skipped_and_counted(caplog):
+    from dataclasses import replace
+
+    from sync import unknown_events
+
+    event = replace(order_event(), event_type="OrderGiftWrapped")
+    store = MemoryStore()
+    with caplog.at_level(logging.WARNING, logger="sync.unknown_events"):
+        first = run(store, DeadLetterList(), [delivery(event, 0)], final=False)
+        second = run(store, DeadLetterList(), [delivery(event, 1)], final=False)
+    assert first.ignored == second.ignored == 1 and first.dead_lettered == []
+    assert unknown_events.counts()["OrderGiftWrapped"] >= 2
+    assert caplog.text.count("OrderGiftWrapped") == 1  # logged once per type
+    assert ("orders", "o1", "o1") not in store.docs
 
 
 def test_a_failed_position_write_does_not_fail_the_batch():

@@ -4,12 +4,10 @@ mid-batch, and rebuilds that reproduce the same documents."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from unittest import mock
 
 import pytest
 from azure.cosmos import CosmosClient
@@ -325,24 +323,18 @@ def test_rebuild_reproduces_identical_documents(http, local_stack, sql, cosmos):
         "sales",
     ]
     before = {name: documents(cosmos, name) for name in containers}
-    from shared import cosmos as app_cosmos
+    from devtools.provision import app_settings
     from sync.rebuild import rebuild
 
-    with mock.patch.dict(os.environ, local_stack.settings):
-        app_cosmos.client.cache_clear()
-        app_cosmos.container.cache_clear()
-        try:
-            for projection in (
-                "order-detail",
-                "customer-view",
-                "product-view",
-                "sales-stats",
-            ):
-                result = rebuild(projection)
-                assert result["events"] >= 5
-        finally:
-            app_cosmos.client.cache_clear()
-            app_cosmos.container.cache_clear()
+    with app_settings(local_stack.settings):
+        for projection in (
+            "order-detail",
+            "customer-view",
+            "product-view",
+            "sales-stats",
+        ):
+            result = rebuild(projection)
+            assert result["events"] >= 5
     after = {name: documents(cosmos, name) for name in containers}
     assert after == before
     assert after["orders"][(o["id"], o["id"])]["customer"]["name"] == "Rebuilt Name"

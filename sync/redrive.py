@@ -1,0 +1,95 @@
+"""Redrive dead letters: `python -m sync.redrive --projection order-detail` (or `all`).
+
+Re-applies each dead-lettered event of a projection through the same projection
+code (idempotent: the writes' version guards make an event that was applied
+meanwhile a no-op) and removes the dead letter once it applied. An event that is
+still refused stays, its error updated; a dependency that is down stops the
+redrive with an error and leaves the rest for the next attempt.
+Also served as `POST /api/projections/{name}/redrive`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+from typing import Any
+
+from sync.cosmos_writer import CosmosWriter
+from sync.dead_letters import DeadLetterStore, body_bytes
+from sync.projections import PROJECTIONS
+from sync.runner import Delivery, Writer, process
+
+log = logging.getLogger(__name__)
+
+
+def delivery_of(letter: dict[str, Any]) -> Delivery:
+    enqueued = letter.get("enqueuedTime")
+    return Delivery(
+        body_bytes(letter),
+        str(letter["partition"]),
+        int(letter["sequenceNumber"]),
+        letter.get("offset"),
+        datetime.fromisoformat(enqueued) if enqueued else None,
+    )
+
+
+def redrive(
+    projection: str,
+    store: DeadLetterStore | None = None,
+    writer: Writer | None = None,
+) -> dict[str, Any]:
+    """Returns how many dead letters were applied and removed, and how many remain."""
+    if store is None:
+        from sync.dead_letters import dead_letters
+
+        store = dead_letters()
+    if writer is None:
+        from shared.cosmos import sync_container
+
+        writer = CosmosWriter(sync_container)
+    redriven, still_failing = 0, 0
+    for name in store.names(projection):
+        result = process(
+            projection,
+            PROJECTIONS[projection],
+            [delivery_of(store.read(name))],
+            writer,
+            store,  # refused again: `put` rewrites this same blob with the new error
+            final_attempt=False,  # a transient failure raises: nothing is lost, retry later
+            record_positions=False,
+        )
+        if result.dead_lettered:
+            still_failing += 1
+        else:
+            store.delete(name)
+            redriven += 1
+    summary = {
+        "projection": projection,
+        "redriven": redriven,
+        "stillFailing": still_failing,
+    }
+    log.info("redrive: %s", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sync.rebuild import load_settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projection", required=True, choices=[*PROJECTIONS, "all"])
+    parser.add_argument(
+        "--settings",
+        help="JSON file of settings (a flat object, or local.settings.json with Values); default: environment",
+    )
+    args = parser.parse_args(argv)
+    load_settings(args.settings)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in PROJECTIONS if args.projection == "all" else [args.projection]:
+        print(redrive(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
