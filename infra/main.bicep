@@ -11,8 +11,47 @@ targetScope = 'subscription'
 @description('Name of the environment (azd AZURE_ENV_NAME); seeds the resource names and the azd-env-name tag.')
 param environmentName string
 
+// Regions that offer the Flex Consumption plan. Microsoft documents how to list them rather
+// than a fixed list: `az functionapp list-flexconsumption-locations`, see
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#view-currently-supported-regions
+// These are the public regions Microsoft's Flex Consumption azd quickstart template allows
+// (github.com/Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep), without
+// its canary region eastus2euap. Check the command's output before relying on a region.
 @minLength(1)
 @description('Azure region of every resource; it must offer Flex Consumption and the API Management tier chosen.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({
   azd: {
     type: 'location'
@@ -51,13 +90,15 @@ param sqlAdminPrincipalType string = ''
 @description('Name of the write-side SQL database.')
 param sqlDatabaseName string = 'orders'
 
-@description('SQL database SKU name (GP_S_Gen5: General Purpose serverless).')
+@description('SQL database SKU name: GP_S_Gen5 (General Purpose serverless), GP_Gen5 (General Purpose provisioned) or BC_Gen5 (Business Critical provisioned); the tier and hardware family follow from it.')
+@allowed([
+  'GP_S_Gen5'
+  'GP_Gen5'
+  'BC_Gen5'
+])
 param sqlDatabaseSkuName string = 'GP_S_Gen5'
 
-@description('SQL database SKU tier matching the SKU name.')
-param sqlDatabaseSkuTier string = 'GeneralPurpose'
-
-@description('Maximum vCores of the SQL database.')
+@description('Maximum vCores of the SQL database (raised to the smallest size of the SKU: 2 for provisioned SKUs).')
 param sqlDatabaseMaxVCores int = 1
 
 @description('Public IPv4 address allowed through the SQL firewall so postprovision can run from a workstation; empty for none.')
@@ -185,7 +226,6 @@ module sql 'app/sql.bicep' = {
     adminLogin: sqlAdminLogin
     adminPrincipalType: sqlAdminType
     databaseSkuName: sqlDatabaseSkuName
-    databaseSkuTier: sqlDatabaseSkuTier
     databaseMaxVCores: sqlDatabaseMaxVCores
     clientIpAddress: sqlClientIpAddress
   }

@@ -20,6 +20,7 @@ also checks what the derived values mean, for every combination of allowed input
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -121,6 +122,8 @@ class BicepFile:
     defaults: dict[str, Node] = field(default_factory=dict)
     variables: dict[str, Node] = field(default_factory=dict)
     modules: list[ModuleCall] = field(default_factory=list)
+    resources: dict[str, Node] = field(default_factory=dict)  # symbol -> body object
+    outputs: dict[str, Node] = field(default_factory=dict)
 
 
 def _decorator(decorators: Node | None, name: str) -> Node | None:
@@ -145,8 +148,8 @@ def _object_properties(node: Node) -> dict[str, Node]:
     return found
 
 
-def _module_body(node: Node) -> Node:
-    """The object of a module declaration, looking through `if (...)` and `[for ...]`."""
+def _declaration_body(node: Node) -> Node:
+    """The object of a module or resource, looking through `if (...)` and `[for ...]`."""
     body = _expression(node)
     while body.type != "object":
         body = next(
@@ -184,13 +187,17 @@ def parse_bicep(path: Path, source: bytes | None = None) -> BicepFile:
         elif node.type == "module_declaration":
             reference = literal(next(c for c in node.children if c.type == "string"))
             target = None if ":" in reference else (path.parent / reference).resolve()
-            params = _object_properties(_module_body(node)).get("params")
+            params = _object_properties(_declaration_body(node)).get("params")
             arguments = _object_properties(params) if params is not None else {}
             result.modules.append(
                 ModuleCall(
                     _identifier(node), target, arguments, node.start_point[0] + 1
                 )
             )
+        elif node.type == "resource_declaration":
+            result.resources[_identifier(node)] = _declaration_body(node)
+        elif node.type == "output_declaration":
+            result.outputs[_identifier(node)] = _expression(node)
         decorators = None
     return result
 
@@ -426,15 +433,22 @@ def evaluate(node: Node, file: BicepFile, env: dict[str, Any]) -> Any:
             c for c in node.children if c.type == "arguments"
         ).named_children
         values = [evaluate(a, file, env) for a in arguments]
-        if name == "empty":
-            return not values[0]
-        raise NotImplementedError(name)
+        functions = {
+            "empty": lambda value: not value,
+            "max": max,
+            "min": min,
+            "split": lambda text, separator: text.split(separator),
+            "json": json.loads,
+        }
+        return functions[name](*values)
     if kind == "member_expression":
         target, member = node.named_children
         return evaluate(target, file, env)[member.text.decode()]
-    if kind == "array_expression" or kind == "subscript_expression":
+    if kind == "subscript_expression":
         target, index = node.named_children
         return evaluate(target, file, env)[evaluate(index, file, env)]
+    if kind == "null":
+        return None
     if kind == "object":
         return {
             key: evaluate(value, file, env)
@@ -462,3 +476,52 @@ def test_sql_admin_type_follows_the_documented_rule():
             "Application" if deployer == "ServicePrincipal" else "User"
         )
         assert evaluate(expression, main, env) == expected, env
+
+
+def test_sql_sku_name_tier_and_family_agree_for_every_allowed_name():
+    sql = bicep(INFRA / "app" / "sql.bicep")
+    main = bicep(INFRA / "main.bicep")
+    names = sql.allowed["databaseSkuName"]
+    assert names and main.allowed["sqlDatabaseSkuName"] == names
+    assert set(evaluate(sql.variables["skus"], sql, {})) == names, "mapping != @allowed"
+    database = _object_properties(sql.resources["database"])
+    properties = _object_properties(database["properties"])
+    tiers = {"GP": "GeneralPurpose", "BC": "BusinessCritical", "HS": "Hyperscale"}
+    for name, vcores in itertools.product(sorted(names), (1, 2, 4)):
+        env = {
+            "databaseSkuName": name,
+            "databaseMaxVCores": vcores,
+            "autoPauseDelay": 60,
+        }
+        sku = evaluate(database["sku"], sql, env)
+        serverless = "_S_" in name
+        assert sku["name"] == name
+        assert sku["tier"] == tiers[name.split("_")[0]], sku
+        assert sku["family"] == name.split("_")[-1], sku
+        # Provisioned vCore databases start at 2 vCores; serverless at 1 (min 0.5).
+        assert sku["capacity"] == max(vcores, 1 if serverless else 2), sku
+        pause = evaluate(properties["autoPauseDelay"], sql, env)
+        minimum = evaluate(properties["minCapacity"], sql, env)
+        assert (pause, minimum) == ((60, 0.5) if serverless else (None, None)), name
+
+
+@pytest.mark.parametrize(
+    "endpoint, host",
+    [
+        ("https://ns1.servicebus.windows.net:443/", "ns1.servicebus.windows.net"),
+        (
+            "https://ns1.servicebus.chinacloudapi.cn:443/",
+            "ns1.servicebus.chinacloudapi.cn",
+        ),
+        (
+            "https://ns1.servicebus.usgovcloudapi.net/",
+            "ns1.servicebus.usgovcloudapi.net",
+        ),
+    ],
+)
+def test_event_hubs_host_comes_from_the_namespace_endpoint(endpoint: str, host: str):
+    eventhubs = bicep(INFRA / "app" / "eventhubs.bicep")
+    env = {"namespace": {"properties": {"serviceBusEndpoint": endpoint}}}
+    assert (
+        evaluate(eventhubs.outputs["fullyQualifiedNamespace"], eventhubs, env) == host
+    )

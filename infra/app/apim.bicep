@@ -171,6 +171,10 @@ resource api 'Microsoft.ApiManagement/service/apis@2024-05-01' = {
     subscriptionRequired: true
     format: 'openapi+json'
     value: loadTextContent('../openapi.json')
+    // Required query parameters stay query parameters: the default ('template') turns them
+    // into URL template segments, and a call without one then gets API Management's 404
+    // instead of the app's 400 problem response.
+    translateRequiredQueryParameters: 'query'
     serviceUrl: 'https://${functionApp.properties.defaultHostName}/api'
   }
 }

@@ -61,5 +61,7 @@ resource consumerGroups 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@
 
 output name string = namespace.name
 output id string = namespace.id
-output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
+// The host name from the namespace's own endpoint (https://<namespace>.<suffix>:443/), so
+// the suffix is the cloud's, not a constant: split on '/' gives the authority, then drop a port.
+output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '/')[2], ':')[0]
 output eventHubName string = hub.name

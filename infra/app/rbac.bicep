@@ -29,7 +29,6 @@ param applicationInsightsName string
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975'
   eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
@@ -37,10 +36,11 @@ var roles = {
 }
 
 // The host (AzureWebJobsStorage: checkpoints, leases, host keys) and Flex deployment
-// need Blob Data Owner; queue and table roles as the Functions identity docs list them.
+// need Blob Data Owner; the table role as the Functions identity docs list it. No queue
+// role: no trigger or binding here uses a queue (the Event Hubs and timer triggers keep
+// their state in blobs, and there is no blob trigger or Durable Functions).
 var appStorageRoles = [
   roles.storageBlobDataOwner
-  roles.storageQueueDataContributor
   roles.storageTableDataContributor
 ]
 

@@ -29,13 +29,15 @@ param adminLogin string
 ])
 param adminPrincipalType string = 'User'
 
-@description('Database SKU name; GP_S_Gen5 is General Purpose serverless (auto-pause, billed per second).')
+@description('Database SKU name: GP_S_Gen5 (General Purpose serverless: auto-pause, billed per second), GP_Gen5 (General Purpose provisioned) or BC_Gen5 (Business Critical provisioned).')
+@allowed([
+  'GP_S_Gen5'
+  'GP_Gen5'
+  'BC_Gen5'
+])
 param databaseSkuName string = 'GP_S_Gen5'
 
-@description('Database SKU tier matching the SKU name.')
-param databaseSkuTier string = 'GeneralPurpose'
-
-@description('Maximum vCores of the database (serverless scales between 0.5 and this).')
+@description('Maximum vCores of the database (serverless scales between 0.5 and this); raised to the smallest size of the SKU.')
 param databaseMaxVCores int = 1
 
 @description('Minutes of inactivity before a serverless database pauses (-1 disables auto-pause, minimum 15).')
@@ -44,7 +46,29 @@ param autoPauseDelay int = 60
 @description('Optional public IPv4 address (a developer workstation) allowed through the firewall; empty for none.')
 param clientIpAddress string = ''
 
-var isServerless = startsWith(databaseSkuName, 'GP_S_')
+// Tier, hardware family and smallest vCore count of each allowed SKU name (vCore purchasing
+// model), so that name, tier and family can never disagree whatever the caller picks.
+var skus = {
+  GP_S_Gen5: {
+    tier: 'GeneralPurpose'
+    family: 'Gen5'
+    serverless: true
+    minVCores: 1
+  }
+  GP_Gen5: {
+    tier: 'GeneralPurpose'
+    family: 'Gen5'
+    serverless: false
+    minVCores: 2
+  }
+  BC_Gen5: {
+    tier: 'BusinessCritical'
+    family: 'Gen5'
+    serverless: false
+    minVCores: 2
+  }
+}
+var databaseSku = skus[databaseSkuName]
 
 resource server 'Microsoft.Sql/servers@2023-08-01' = {
   name: name
@@ -72,13 +96,13 @@ resource database 'Microsoft.Sql/servers/databases@2023-08-01' = {
   tags: tags
   sku: {
     name: databaseSkuName
-    tier: databaseSkuTier
-    family: 'Gen5'
-    capacity: databaseMaxVCores
+    tier: databaseSku.tier
+    family: databaseSku.family
+    capacity: max(databaseMaxVCores, databaseSku.minVCores)
   }
   properties: {
-    autoPauseDelay: isServerless ? autoPauseDelay : null
-    minCapacity: isServerless ? json('0.5') : null
+    autoPauseDelay: databaseSku.serverless ? autoPauseDelay : null
+    minCapacity: databaseSku.serverless ? json('0.5') : null
     requestedBackupStorageRedundancy: 'Local'
     zoneRedundant: false
   }
