@@ -19,6 +19,9 @@ from shared.eventlog import StoredEvent
 from shared.events import Event
 
 READ_WAIT_SECONDS = 5.0  # how long a catch-up read waits for events that are not there
+# A publish runs on the command's request path after the commit; past this the relay
+# publishes instead, so a slow Event Hubs never holds a 202.
+SEND_TIMEOUT_SECONDS = 5.0
 
 
 class EventPublisher(Protocol):
@@ -70,10 +73,10 @@ class EventHubsPublisher:
                 try:
                     batch.add(data)
                 except ValueError:  # batch full: send it and start the next one
-                    self._producer.send_batch(batch)
+                    self._producer.send_batch(batch, timeout=SEND_TIMEOUT_SECONDS)
                     batch = self._producer.create_batch(partition_key=key)
                     batch.add(data)
-            self._producer.send_batch(batch)
+            self._producer.send_batch(batch, timeout=SEND_TIMEOUT_SECONDS)
 
     def check(self) -> None:
         with self._lock:
