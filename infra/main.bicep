@@ -87,6 +87,9 @@ param sqlAdminLogin string = 'orders-sql-admin'
 ])
 param sqlAdminPrincipalType string = ''
 
+@description('Resource id of a user-assigned identity already granted Microsoft Graph read permissions, to be the SQL server identity (lets a service principal deployer create the app user without a tenant administrator per environment); empty gives the server a system-assigned identity.')
+param sqlServerIdentityId string = ''
+
 @description('Name of the write-side SQL database.')
 param sqlDatabaseName string = 'orders'
 
@@ -228,6 +231,7 @@ module sql 'app/sql.bicep' = {
     databaseSkuName: sqlDatabaseSkuName
     databaseMaxVCores: sqlDatabaseMaxVCores
     clientIpAddress: sqlClientIpAddress
+    serverIdentityId: sqlServerIdentityId
   }
 }
 
@@ -307,6 +311,7 @@ output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalI
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_SQL_SERVER_NAME string = sql.outputs.name
+output AZURE_SQL_SERVER_IDENTITY_PRINCIPAL_ID string = sql.outputs.identityPrincipalId
 output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
 output SQL_DATABASE string = sql.outputs.databaseName
 output AZURE_COSMOS_ACCOUNT_NAME string = cosmos.outputs.name

@@ -450,10 +450,27 @@ def evaluate(node: Node, file: BicepFile, env: dict[str, Any]) -> Any:
     if kind == "null":
         return None
     if kind == "object":
-        return {
-            key: evaluate(value, file, env)
-            for key, value in _object_properties(node).items()
-        }
+        found = {}
+        for prop in node.named_children:
+            if prop.type == "object_property":
+                key, value = prop.named_children[0], prop.named_children[-1]
+                name = (
+                    key.text.decode()
+                    if key.type == "identifier"
+                    else evaluate(key, file, env)
+                )
+                found[name] = evaluate(value, file, env)
+        return found
+    if kind == "string":
+        parts = []
+        for child in node.children:
+            if child.type == "interpolation":
+                parts.append(str(evaluate(child.named_children[0], file, env)))
+            elif child.type == "string_content":
+                parts.append(child.text.decode())
+            elif child.type == "escape_sequence":
+                parts.append(_unescape(child.text.decode()))
+        return "".join(parts)
     if kind == "identifier":
         name = node.text.decode()
         if name in env:
@@ -525,3 +542,25 @@ def test_event_hubs_host_comes_from_the_namespace_endpoint(endpoint: str, host: 
     assert (
         evaluate(eventhubs.outputs["fullyQualifiedNamespace"], eventhubs, env) == host
     )
+
+
+def test_sql_server_has_the_identity_that_resolves_users_for_a_service_principal():
+    sql = bicep(INFRA / "app" / "sql.bicep")
+    server = _object_properties(sql.resources["server"])
+    primary = _object_properties(server["properties"])["primaryUserAssignedIdentityId"]
+    assert evaluate(server["identity"], sql, {"serverIdentityId": ""}) == {
+        "type": "SystemAssigned"
+    }
+    assert evaluate(primary, sql, {"serverIdentityId": ""}) is None
+    uami = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/sql"
+    assert evaluate(server["identity"], sql, {"serverIdentityId": uami}) == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": {uami: {}},
+    }
+    assert evaluate(primary, sql, {"serverIdentityId": uami}) == uami
+    # The principal id an administrator grants the Graph permissions to reaches azd's env.
+    env = {"serverIdentityId": "", "server": {"identity": {"principalId": "p-1"}}}
+    assert evaluate(sql.outputs["identityPrincipalId"], sql, env) == "p-1"
+    main = bicep(INFRA / "main.bicep")
+    output = main.outputs["AZURE_SQL_SERVER_IDENTITY_PRINCIPAL_ID"]
+    assert output.text.decode() == "sql.outputs.identityPrincipalId"

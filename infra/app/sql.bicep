@@ -2,6 +2,14 @@
 // password anywhere) and the write-side database. The app identity's contained user is
 // created after provisioning by infra/scripts/postprovision.sh, which runs as the
 // Entra admin set here.
+//
+// The server has an identity because of that step: when the admin running
+// `CREATE USER ... FROM EXTERNAL PROVIDER` is a service principal (a CI deployer), Azure SQL
+// looks the new user up in Microsoft Graph with the server identity, which must exist and hold
+// Graph read permissions (User.Read.All, GroupMember.Read.All, Application.Read.All, or the
+// Directory Readers role). A user admin is looked up with the user's own delegated rights.
+// Granting those permissions needs a tenant administrator, so it is not done here: see
+// infra/README.md ("SQL users and a service principal deployer").
 
 @description('Name of the logical SQL server.')
 param name string
@@ -46,6 +54,9 @@ param autoPauseDelay int = 60
 @description('Optional public IPv4 address (a developer workstation) allowed through the firewall; empty for none.')
 param clientIpAddress string = ''
 
+@description('Resource id of a user-assigned identity, already granted the Microsoft Graph read permissions, to be the server identity; empty gives the server a system-assigned identity.')
+param serverIdentityId string = ''
+
 // Tier, hardware family and smallest vCore count of each allowed SKU name (vCore purchasing
 // model), so that name, tier and family can never disagree whatever the caller picks.
 var skus = {
@@ -74,8 +85,17 @@ resource server 'Microsoft.Sql/servers@2023-08-01' = {
   name: name
   location: location
   tags: tags
+  identity: empty(serverIdentityId) ? {
+    type: 'SystemAssigned'
+  } : {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${serverIdentityId}': {}
+    }
+  }
   properties: {
     version: '12.0'
+    primaryUserAssignedIdentityId: empty(serverIdentityId) ? null : serverIdentityId
     minimalTlsVersion: '1.2'
     publicNetworkAccess: 'Enabled'
     administrators: {
@@ -129,5 +149,8 @@ resource allowClientIp 'Microsoft.Sql/servers/firewallRules@2023-08-01' = if (!e
 }
 
 output name string = server.name
+// The principal (object) id a tenant administrator grants the Graph permissions to; empty
+// when a user-assigned identity (granted beforehand) is the server identity.
+output identityPrincipalId string = empty(serverIdentityId) ? server.identity.principalId : ''
 output fullyQualifiedDomainName string = server.properties.fullyQualifiedDomainName
 output databaseName string = database.name
