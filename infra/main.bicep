@@ -133,6 +133,9 @@ param apimCorsAllowedOrigins array = [
   '*'
 ]
 
+@description('True once infra/scripts/postdeploy.sh has stored the Function App host key in API Management (azd: APIM_BACKEND_CREDENTIAL_EXISTS, set by the hook); later deployments then keep the backend credential.')
+param apimBackendCredentialExists bool = false
+
 @description('Calls allowed per API Management subscription key per minute.')
 param apimRateLimitCallsPerMinute int = 300
 
@@ -289,11 +292,8 @@ module apim 'app/apim.bicep' = {
     corsAllowedOrigins: apimCorsAllowedOrigins
     rateLimitCalls: apimRateLimitCallsPerMinute
     rateLimitPeriodSeconds: 60
+    backendCredentialExists: apimBackendCredentialExists
   }
-  // The host keys are read from the running host, which needs its storage roles first.
-  dependsOn: [
-    rbac
-  ]
 }
 
 // Outputs are names and endpoints only (azd writes them to .azure/<env>/.env and hands
@@ -301,6 +301,7 @@ module apim 'app/apim.bicep' = {
 // point a local run at the Azure resources.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_SUBSCRIPTION_ID string = subscription().subscriptionId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output SERVICE_API_NAME string = functionApp.outputs.name

@@ -461,6 +461,8 @@ def evaluate(node: Node, file: BicepFile, env: dict[str, Any]) -> Any:
                 )
                 found[name] = evaluate(value, file, env)
         return found
+    if kind == "array":
+        return [evaluate(item, file, env) for item in node.named_children]
     if kind == "string":
         parts = []
         for child in node.children:
@@ -564,3 +566,17 @@ def test_sql_server_has_the_identity_that_resolves_users_for_a_service_principal
     main = bicep(INFRA / "main.bicep")
     output = main.outputs["AZURE_SQL_SERVER_IDENTITY_PRINCIPAL_ID"]
     assert output.text.decode() == "sql.outputs.identityPrincipalId"
+
+
+def test_backend_sends_the_host_key_only_once_the_named_value_exists():
+    # API Management refuses a backend that refers to a missing named value; the postdeploy
+    # hook creates it, then sets APIM_BACKEND_CREDENTIAL_EXISTS for later deployments.
+    apim = bicep(INFRA / "app" / "apim.bicep")
+    backend = _object_properties(apim.resources["backend"])
+    credentials = _object_properties(backend["properties"])["credentials"]
+    assert evaluate(credentials, apim, {"backendCredentialExists": False}) is None
+    assert evaluate(credentials, apim, {"backendCredentialExists": True}) == {
+        "header": {"x-functions-key": ["{{orders-functions-host-key}}"]}
+    }
+    assert apim.allowed["backendCredentialExists"] is None  # a bool, default false
+    assert literal(apim.defaults["backendCredentialExists"]) is False

@@ -2,6 +2,12 @@
 // infra/openapi.json (generated from the code), calls reach the app through a backend
 // entity that adds the Function App host key from a secret named value, and telemetry
 // goes to Application Insights with the gateway's managed identity.
+//
+// The key is not read here: listKeys() on a Function App whose host has not started (no code
+// deployed yet) fails intermittently (Azure/azure-functions-host#5722, #6568). The azd
+// postdeploy hook, infra/scripts/postdeploy.sh, creates the named value and sets the backend's
+// credential once the code runs; after that, backendCredentialExists tells this template that
+// the named value exists, so the backend declared here keeps referring to it.
 
 @description('Name of the API Management service.')
 param name string
@@ -53,6 +59,9 @@ param rateLimitCalls int = 300
 @description('Length of the rate-limit period in seconds (at most 300).')
 @maxValue(300)
 param rateLimitPeriodSeconds int = 60
+
+@description('True once infra/scripts/postdeploy.sh has created the secret named value with the Function App host key; the backend then sends it. False leaves the backend without a credential (API Management refuses a reference to a missing named value) until the hook runs.')
+param backendCredentialExists bool = false
 
 var apiName = 'orders-api'
 var backendId = 'orders-functions'
@@ -123,18 +132,6 @@ resource logger 'Microsoft.ApiManagement/service/loggers@2024-05-01' = {
   ]
 }
 
-// The only place a key is read: the Function App's default host key goes straight into
-// a secret named value (encrypted by API Management, never in a parameter or output).
-resource hostKey 'Microsoft.ApiManagement/service/namedValues@2024-05-01' = {
-  parent: apim
-  name: hostKeyNamedValue
-  properties: {
-    displayName: hostKeyNamedValue
-    secret: true
-    value: listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default
-  }
-}
-
 resource backend 'Microsoft.ApiManagement/service/backends@2024-05-01' = {
   parent: apim
   name: backendId
@@ -142,21 +139,18 @@ resource backend 'Microsoft.ApiManagement/service/backends@2024-05-01' = {
     description: 'Function App ${functionApp.name}'
     protocol: 'http'
     url: 'https://${functionApp.properties.defaultHostName}/api'
-    credentials: {
+    credentials: backendCredentialExists ? {
       header: {
         'x-functions-key': [
           '{{${hostKeyNamedValue}}}'
         ]
       }
-    }
+    } : null
     tls: {
       validateCertificateChain: true
       validateCertificateName: true
     }
   }
-  dependsOn: [
-    hostKey
-  ]
 }
 
 resource api 'Microsoft.ApiManagement/service/apis@2024-05-01' = {

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # After `azd provision` (azd runs this as the postprovision hook) or after
 # `az deployment sub create` (run it yourself with the variables below):
-#   1. create the Function App identity's contained user in the SQL database and grant
+#   1. open the SQL firewall to this machine's public IP (a workstation is not covered by
+#      "Allow Azure services");
+#   2. create the Function App identity's contained user in the SQL database and grant
 #      it db_datareader, db_datawriter and EXECUTE (idempotent);
-#   2. apply the schema migrations: python -m shared.sql.migrate.
-# Both run as you, the SQL server's Microsoft Entra admin (Entra-only auth: no passwords).
+#   3. apply the schema migrations: python -m shared.sql.migrate.
+# Steps 2 and 3 run as you, the SQL server's Microsoft Entra admin (Entra-only auth: no
+# passwords), through sqlcmd's and the Azure SDK's default credential chain.
 #
 # Variables (azd passes the deployment outputs as environment variables; without azd,
 # export them from `az deployment sub show -n <name> --query properties.outputs`):
@@ -12,8 +15,11 @@
 #   SQL_DATABASE                  database name
 #   AZURE_FUNCTION_IDENTITY_NAME  name of the Function App's user-assigned identity
 # Optional:
-#   AZURE_SQL_SERVER_NAME, AZURE_RESOURCE_GROUP  with `az` logged in: open the SQL firewall
-#                                 to this machine's public IP first (SQL_OPEN_FIREWALL=false skips)
+#   AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZURE_SQL_SERVER_NAME
+#                                 for step 1, which goes through ARM as whoever is signed in:
+#                                 azd (enough on its own), else the Azure CLI; with neither,
+#                                 step 1 is skipped with a message (SQL_OPEN_FIREWALL=false
+#                                 always skips it)
 #   SQLCMD                        go-sqlcmd binary (default: sqlcmd on PATH)
 #   PYTHON                        interpreter with requirements.txt installed
 #                                 (default: .venv/bin/python, else python3)
@@ -22,6 +28,10 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo_root"
+# shellcheck source=lib/arm.sh
+source "$repo_root/infra/scripts/lib/arm.sh"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 
 # Outside azd's hook the variables may still be in the azd environment.
 if [[ -z "${SQL_SERVER:-}" || -z "${AZURE_FUNCTION_IDENTITY_NAME:-}" ]] && command -v azd >/dev/null 2>&1; then
@@ -53,26 +63,68 @@ EOF
   exit 3
 fi
 
-# A workstation's public address is not covered by "Allow Azure services".
-if [[ "${SQL_OPEN_FIREWALL:-true}" == "true" && -n "${AZURE_SQL_SERVER_NAME:-}" && -n "${AZURE_RESOURCE_GROUP:-}" ]] \
-  && command -v az >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; then
-  if client_ip="$(curl -fsS --max-time 10 https://api.ipify.org)" && [[ "$client_ip" =~ ^[0-9.]+$ ]]; then
-    echo "postprovision: allowing $client_ip through the firewall of $AZURE_SQL_SERVER_NAME"
-    az sql server firewall-rule create --only-show-errors --output none \
-      --resource-group "$AZURE_RESOURCE_GROUP" --server "$AZURE_SQL_SERVER_NAME" \
-      --name AllowDeployerClientIp --start-ip-address "$client_ip" --end-ip-address "$client_ip"
-  else
-    echo "postprovision: could not determine this machine's public IP; set SQL_CLIENT_IP and provision again if the connection is refused" >&2
+# Step 1. Not fatal: if the rule cannot be made, sqlcmd reports a refused connection below.
+skip_firewall() {
+  cat >&2 <<EOF
+postprovision: not opening the SQL firewall to this machine: $1.
+  If the connection below is refused: azd env set SQL_CLIENT_IP <this machine's IPv4>, then
+  azd provision (or sign in with 'azd auth login' or 'az login' and run this script again).
+EOF
+}
+
+open_firewall() {
+  local missing=() name client_ip rule
+  for name in AZURE_SUBSCRIPTION_ID AZURE_RESOURCE_GROUP AZURE_SQL_SERVER_NAME; do
+    [[ -n "${!name:-}" ]] || missing+=("$name")
+  done
+  if ((${#missing[@]})); then
+    skip_firewall "${missing[*]} not set"
+    return 0
   fi
+  if ! arm_login; then
+    skip_firewall "neither azd nor the Azure CLI is signed in"
+    return 0
+  fi
+  if ! client_ip="$(curl -fsS --max-time 10 https://api.ipify.org)" ||
+    ! [[ "$client_ip" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
+    skip_firewall "its public IPv4 address could not be determined"
+    return 0
+  fi
+  printf '{"properties":{"startIpAddress":"%s","endIpAddress":"%s"}}' "$client_ip" "$client_ip" \
+    >"$work/firewall-rule.json"
+  rule="/subscriptions/$AZURE_SUBSCRIPTION_ID/resourceGroups/$AZURE_RESOURCE_GROUP"
+  rule+="/providers/Microsoft.Sql/servers/$AZURE_SQL_SERVER_NAME/firewallRules/AllowDeployerClientIp"
+  echo "postprovision: allowing $client_ip through the firewall of $AZURE_SQL_SERVER_NAME (signed in with $arm_cli)"
+  if ! arm PUT "$rule?api-version=2023-08-01" "$work/firewall-rule.json" >"$work/firewall-rule.out" 2>&1; then
+    echo "postprovision: the firewall rule was refused:" >&2
+    cat "$work/firewall-rule.out" >&2
+  fi
+}
+
+if [[ "${SQL_OPEN_FIREWALL:-true}" == "true" ]]; then
+  open_firewall
 fi
 
+# Step 2.
 echo "postprovision: granting ${AZURE_FUNCTION_IDENTITY_NAME} access to ${SQL_DATABASE} on ${SQL_SERVER}"
 # -S server, -d database, -b stop on error, -v scripting variable, -i script file.
-"$sqlcmd_bin" -S "$SQL_SERVER" -d "$SQL_DATABASE" -b \
+if ! "$sqlcmd_bin" -S "$SQL_SERVER" -d "$SQL_DATABASE" -b \
   --authentication-method ActiveDirectoryDefault \
   -v "APP_IDENTITY_NAME=${AZURE_FUNCTION_IDENTITY_NAME}" \
-  -i "$repo_root/infra/scripts/sql/grant-app-identity.sql"
+  -i "$repo_root/infra/scripts/sql/grant-app-identity.sql"; then
+  cat >&2 <<EOF
+postprovision: creating the database user failed.
+  - Msg 33134 "Server identity is not configured", or "Principal ... could not be resolved",
+    while signed in as a service principal: the SQL server identity (principal id
+    ${AZURE_SQL_SERVER_IDENTITY_PRINCIPAL_ID:-in the output AZURE_SQL_SERVER_IDENTITY_PRINCIPAL_ID})
+    needs Microsoft Graph read permissions, granted once by a tenant administrator; see
+    infra/README.md, "SQL users and a service principal deployer".
+  - A refused connection: see the firewall message above (SQL_CLIENT_IP).
+EOF
+  exit 4
+fi
 
+# Step 3.
 if [[ "${SKIP_MIGRATIONS:-false}" == "true" ]]; then
   echo "postprovision: SKIP_MIGRATIONS=true, migrations not applied"
   exit 0
