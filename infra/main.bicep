@@ -139,6 +139,16 @@ param apimBackendCredentialExists bool = false
 @description('Calls allowed per API Management subscription key per minute.')
 param apimRateLimitCallsPerMinute int = 300
 
+@description('Partitions of the domain-events hub: the most instances that consume it in parallel per projection (Flex Consumption runs at most one per partition). Standard tier cannot change it after creation, so size it for growth; the capacity math is in the README.')
+@minValue(1)
+@maxValue(32)
+param eventHubPartitionCount int = 16
+
+@description('Throughput units of the Event Hubs namespace (1 MB/s or 1,000 events/s in each).')
+@minValue(1)
+@maxValue(20)
+param eventHubCapacity int = 1
+
 @description('Upper bound of Function App instances.')
 param functionMaximumInstanceCount int = 100
 
@@ -204,6 +214,8 @@ module eventHubs 'app/eventhubs.bicep' = {
     name: '${abbrs.eventHubNamespaces}${resourceToken}'
     location: location
     tags: tags
+    partitionCount: eventHubPartitionCount
+    capacity: eventHubCapacity
   }
 }
 

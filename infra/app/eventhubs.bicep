@@ -16,6 +16,11 @@ param tags object
 @maxValue(20)
 param capacity int = 1
 
+@description('Partitions of the hub (the local event log and the emulator use shared/topology.json\'s count instead).')
+@minValue(1)
+@maxValue(32)
+param partitionCount int = 16
+
 @description('Days events stay in the hub; projections can be rebuilt from the SQL outbox beyond that.')
 @minValue(1)
 @maxValue(7)
@@ -44,7 +49,7 @@ resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
   parent: namespace
   name: topology.eventHub.name
   properties: {
-    partitionCount: topology.eventHub.partitionCount
+    partitionCount: partitionCount
     messageRetentionInDays: messageRetentionInDays
   }
 }
