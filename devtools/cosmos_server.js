@@ -1,16 +1,31 @@
 #!/usr/bin/env node
-// Local Cosmos DB stand-in: @vercel/cosmosdb-server with keep-alive on and its known
-// 500s fixed. Dev/test only; it does not check auth (clients still send the emulator key).
+// Local Cosmos DB stand-in: @vercel/cosmosdb-server with keep-alive on, its known bugs
+// fixed and the service's rules enforced where the project relies on them. Dev/test only;
+// it does not check auth (clients still send the emulator key).
 //
 //   node devtools/cosmos_server.js [--host 127.0.0.1] [--port 8081] [--log-requests]
+//
+// What is patched (the pieces live in devtools/cosmos/):
+// - read of a missing document answers 404, not 500; nested partition keys work
+//   (read-document.js);
+// - queries are linear, not O(container²), and read only the logical partition they are
+//   scoped to by the partition key header or a `c.<key> = value` condition; query metrics
+//   report the documents read (query.js);
+// - patch: refused on `id`/the partition key path or beyond 10 operations; the filter
+//   predicate keeps its case and is checked against the one document (patch.js);
+// - error bodies carry Cosmos's codes (below).
 "use strict";
 
-const path = require("path");
+const { lib } = require("./cosmos/stock");
+// store.js hooks the stock store: load it before anything is stored.
+require("./cosmos/store");
+const { readDocument } = require("./cosmos/read-document");
+const { queryDocuments } = require("./cosmos/query");
+const { patchDocument } = require("./cosmos/patch");
+const { headerValues } = require("./cosmos/partition");
 
-const LIB = path.dirname(require.resolve("@vercel/cosmosdb-server"));
-const lib = (name) => require(path.join(LIB, name));
-
-const NOT_FOUND_MESSAGE = "Entity with the specified id does not exist in the system.";
+const USAGE =
+  "Usage: cosmos_server.js [--host 127.0.0.1] [--port 8081] [--log-requests]";
 
 function parseArgs(argv) {
   const args = { host: "127.0.0.1", port: 8081, logRequests: false };
@@ -20,10 +35,10 @@ function parseArgs(argv) {
     else if (key === "--port" || key === "-p") args.port = Number.parseInt(argv[++i], 10);
     else if (key === "--log-requests") args.logRequests = true;
     else if (key === "--help" || key === "-h") {
-      console.log("Usage: cosmos_server.js [--host 127.0.0.1] [--port 8081] [--log-requests]");
+      console.log(USAGE);
       process.exit(0);
     } else {
-      console.error(`cosmos: unknown argument ${key}`);
+      console.error(`cosmos: unknown argument ${key}\n${USAGE}`);
       process.exit(2);
     }
   }
@@ -34,116 +49,21 @@ function parseArgs(argv) {
   return args;
 }
 
-function notFound(res) {
-  res.statusCode = 404;
-  return { code: "NotFound", message: NOT_FOUND_MESSAGE };
-}
-
-// --- Fix 1: read-document ---------------------------------------------------------
-// The stock handler dereferences the document before checking it exists, so a missing
-// document (or a wrong partition key) answers 500; it also compares nested partition
-// key paths (/a/b) as flat keys, so those documents are never found. Replaced here,
-// before routes.js is loaded, because routes.js captures handlers at load time.
-const { default: getPartitionFromHeader, parsePartitionKey } = lib("utils/get-partition-from-header");
-const { default: getValue } = lib("utils/get-value");
-const { default: trueHeader } = lib("true-header");
-
-function partitionKeyPaths(collection) {
-  const paths = (collection.partitionKey && collection.partitionKey.paths) || [];
-  return paths
-    .filter((p) => p !== "/_partitionKey")
-    .map((p) => p.slice(1).split("/"));
-}
-
-function readDocument(account, req, res, { dbId, collId, docId }) {
-  const collection = account.database(dbId).collection(collId);
-  const meta = collection.read();
-  if (!meta) return notFound(res);
-
-  const header = getPartitionFromHeader(req);
-  const keyPaths = partitionKeyPaths(meta);
-  const crossPartition = trueHeader(req, "x-ms-documentdb-query-enablecrosspartition");
-  let clientKeys;
-  if (!header) {
-    clientKeys = [];
-  } else {
-    try {
-      const parsed = JSON.parse(header);
-      // "[{}]" is what SDKs send for "no partition key value" (documents lacking the key)
-      clientKeys = (Array.isArray(parsed) ? parsed : [parsed]).map((v) =>
-        v !== null && typeof v === "object" ? undefined : v,
-      );
-    } catch (err) {
-      res.statusCode = 400;
-      return { code: "BadRequest", message: `Invalid partition key header: ${header}` };
-    }
-  }
-  if (!crossPartition && keyPaths.length > clientKeys.length) {
-    res.statusCode = 400;
-    return {
-      code: "BadRequest",
-      message:
-        "The partition key supplied in x-ms-partitionkey header has fewer components than defined in the collection",
-    };
-  }
-
-  const partition = header ? parsePartitionKey(header, docId) : docId;
-  const data = collection.document(docId, partition).read();
-  if (!data) return notFound(res);
-  if (!crossPartition) {
-    for (let i = 0; i < keyPaths.length; i += 1) {
-      if (getValue(keyPaths[i], data) !== clientKeys[i]) return notFound(res);
-    }
-  }
-  res.statusCode = 200;
-  return data;
-}
-
+// --- Handlers replaced before routes.js loads (it captures them at load time) ----------
 lib("handler/read-document").default = readDocument;
-
-// --- Fix 3: patch filter predicates keep their case ----------------------------------
-// The stock server lower-cases the whole condition ("FROM c WHERE c.customerVersion < 2"
-// becomes "... c.customerversion ..."), so any camelCase property is undefined and the
-// predicate is wrong. Rewritten here into the full query form, case intact; the server
-// uses a condition that contains SELECT as is (and binds @id to the document id).
-//
-// --- Rule: what Cosmos DB refuses in a patch ------------------------------------------
-// The service refuses a patch of `id` or of the partition-key path (neither can change in
-// place) and a patch of more than 10 operations; the stock server applies all of them.
-const MAX_PATCH_OPERATIONS = 10;
-const patchOperations = lib("handler/_patch-operations");
-const stockPatchOperation = patchOperations.patchOperation;
-
-function refusedPatch(collection, operations) {
-  if (operations.length > MAX_PATCH_OPERATIONS) {
-    return `A patch may have at most ${MAX_PATCH_OPERATIONS} operations; this one has ${operations.length}.`;
+lib("handler/query-documents").default = queryDocuments;
+// The stock PATCH handler calls this export at request time, with the raw header.
+lib("handler/_patch-operations").patchOperation = (collection, input) => {
+  const header = headerValues({ headers: { "x-ms-documentdb-partitionkey": input.partitionKey } });
+  if (header && header.error) {
+    return { statusCode: 400, body: { code: "BadRequest", message: header.error } };
   }
-  const meta = collection.read();
-  const immutable = ["/id", ...((meta && meta.partitionKey && meta.partitionKey.paths) || [])];
-  for (const { path: target, from } of operations) {
-    for (const fixed of immutable) {
-      for (const touched of [target, from]) {
-        if (typeof touched === "string" && (touched === fixed || touched.startsWith(`${fixed}/`))) {
-          return `The patch operation on ${touched} is not allowed: id and the partition key path cannot be patched.`;
-        }
-      }
-    }
-  }
-  return null;
-}
-
-patchOperations.patchOperation = (collection, input) => {
-  const refusal = refusedPatch(collection, input.operations || []);
-  if (refusal) return { statusCode: 400, body: { code: "BadRequest", message: refusal } };
-  const match = typeof input.condition === "string" && /^\s*from\s+c\s+where\s+([\s\S]+)$/i.exec(input.condition);
-  const condition = match ? `SELECT * FROM c WHERE c.id = @id AND (${match[1].trim()})` : input.condition;
-  return stockPatchOperation(collection, { ...input, condition });
+  return patchDocument(collection, { ...input, values: header ? header.values : [] });
 };
 
-// --- Fix 2: error bodies carry Cosmos's codes -------------------------------------
-// The stock handlers answer most 404s with an empty body and 409s without a code;
-// Cosmos always sends {code: "NotFound" | "Conflict"}, which SDKs and our logs read.
-// Wraps whatever handler routes.js picked, at request time.
+// --- Every handler: Cosmos's error codes ------------------------------------------------
+// The stock handlers answer most 404s with an empty body and 409s without a code; Cosmos
+// always sends {code: "NotFound" | "Conflict"}, which SDKs and our logs read.
 const routes = lib("routes");
 const route = routes.default;
 routes.default = (req) => {
@@ -153,7 +73,9 @@ routes.default = (req) => {
   const wrapped = async (account, request, res, p) => {
     const body = await handler(account, request, res, p);
     const coded = body && typeof body === "object" && body.code;
-    if (res.statusCode === 404 && !coded) return notFound(res);
+    if (res.statusCode === 404 && !coded) {
+      return { code: "NotFound", message: "Entity with the specified id does not exist in the system." };
+    }
     if (res.statusCode === 409 && !coded) {
       return { code: "Conflict", message: (body && body.message) || "Resource already exists." };
     }
@@ -180,7 +102,8 @@ function main() {
       const started = process.hrtime.bigint();
       res.on("finish", () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        console.log(`${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(1)}ms`);
+        const note = res.standInNote ? ` (${res.standInNote})` : "";
+        console.log(`${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(1)}ms${note}`);
       });
     });
   }
