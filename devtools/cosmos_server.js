@@ -13,6 +13,8 @@
 //   report the documents read (query.js);
 // - patch: refused on `id`/the partition key path or beyond 10 operations; the filter
 //   predicate keeps its case and is checked against the one document (patch.js);
+// - transactional batch, atomic within one logical partition, at most 100 operations
+//   (batch.js; the stock one was neither);
 // - error bodies carry Cosmos's codes (below).
 "use strict";
 
@@ -22,6 +24,7 @@ require("./cosmos/store");
 const { readDocument } = require("./cosmos/read-document");
 const { queryDocuments } = require("./cosmos/query");
 const { patchDocument } = require("./cosmos/patch");
+const { batchDocuments } = require("./cosmos/batch");
 const { headerValues } = require("./cosmos/partition");
 
 const USAGE =
@@ -52,6 +55,7 @@ function parseArgs(argv) {
 // --- Handlers replaced before routes.js loads (it captures them at load time) ----------
 lib("handler/read-document").default = readDocument;
 lib("handler/query-documents").default = queryDocuments;
+lib("handler/batch-documents").default = batchDocuments;
 // The stock PATCH handler calls this export at request time, with the raw header.
 lib("handler/_patch-operations").patchOperation = (collection, input) => {
   const header = headerValues({ headers: { "x-ms-documentdb-partitionkey": input.partitionKey } });

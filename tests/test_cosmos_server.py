@@ -1,5 +1,5 @@
-"""The Cosmos DB stand-in (devtools/cosmos_server.js) against the real SDK:
-partition-scoped queries and guarded patches.
+"""The Cosmos DB stand-in (devtools/cosmos_server.js) against the real SDK: transactional
+batch (atomic, preconditions, limits), partition-scoped queries and guarded patches.
 
 Each launcher runs on a free port of its own, so this file needs no local stack.
 """
@@ -180,3 +180,214 @@ def test_a_guarded_patch_checks_its_predicate_against_its_document(
         container.patch_item("b", "p", ops, filter_predicate="FROM c WHERE (")
     assert bad.value.status_code == 400
     assert container.read_item("b", "p")["customerVersion"] == 5
+
+
+# --- transactional batch -----------------------------------------------------------------
+
+
+def test_a_successful_batch_returns_each_operation_s_result(
+    container: ContainerProxy,
+) -> None:
+    old = container.create_item({"id": "old", "pk": "p", "v": 1})
+    container.create_item({"id": "gone", "pk": "p"})
+    container.create_item({"id": "total", "pk": "p", "sum": 10})
+
+    results = container.execute_item_batch(
+        [
+            ("create", ({"id": "new", "pk": "p", "v": 1},)),
+            ("upsert", ({"id": "up", "pk": "p", "v": 2},)),
+            (
+                "replace",
+                ("old", {"id": "old", "pk": "p", "v": 2}),
+                {"if_match_etag": old["_etag"]},
+            ),
+            ("patch", ("total", [{"op": "incr", "path": "/sum", "value": 5}])),
+            ("read", ("new",)),
+            ("delete", ("gone",)),
+        ],
+        partition_key="p",
+    )
+
+    assert [r["statusCode"] for r in results] == [201, 201, 200, 200, 200, 204]
+    stored = snapshot(container, "p", "new", "up", "old", "total", "gone")
+    for result, doc_id in zip(results[:4], ["new", "up", "old", "total"], strict=True):
+        assert (
+            result["eTag"] == stored[doc_id]["_etag"] == result["resourceBody"]["_etag"]
+        )
+    assert (
+        results[4]["resourceBody"] == stored["new"]
+    )  # a later operation sees an earlier one
+    assert stored["old"]["v"] == 2 and stored["old"]["_etag"] != old["_etag"]
+    assert stored["total"]["sum"] == 15
+    assert stored["gone"] is None
+
+
+def test_a_failing_precondition_leaves_every_document_of_the_batch_unchanged(
+    container: ContainerProxy,
+) -> None:
+    # The projection pattern: replace a contribution with its etag as precondition and
+    # incr the aggregate by the delta, so a replayed event changes nothing.
+    contribution = container.create_item({"id": "contrib", "pk": "day", "amount": 5})
+    container.create_item({"id": "agg", "pk": "day", "total": 5})
+    container.create_item({"id": "doomed", "pk": "day"})
+
+    def ops() -> list[Any]:  # fresh each time: the SDK pops the options it reads
+        return [
+            ("create", ({"id": "fresh", "pk": "day"},)),
+            ("delete", ("doomed",)),
+            (
+                "replace",
+                ("contrib", {"id": "contrib", "pk": "day", "amount": 7}),
+                {"if_match_etag": contribution["_etag"]},
+            ),
+            ("patch", ("agg", [{"op": "incr", "path": "/total", "value": 2}])),
+        ]
+
+    container.execute_item_batch(ops(), partition_key="day")
+    # Replayed: the contribution's etag is stale now (fresh/doomed reset so that the
+    # precondition is what fails).
+    container.delete_item("fresh", partition_key="day")
+    container.create_item({"id": "doomed", "pk": "day"})
+    before = snapshot(container, "day", "fresh", "doomed", "contrib", "agg")
+
+    error = batch_error(
+        lambda: container.execute_item_batch(ops(), partition_key="day")
+    )
+
+    assert error.status_code == 412 and error.error_index == 2
+    assert statuses(error) == [424, 424, 412, 424]
+    assert snapshot(container, "day", "fresh", "doomed", "contrib", "agg") == before
+    assert before["agg"]["total"] == 7
+
+
+def test_a_conflicting_create_in_the_middle_undoes_the_operations_before_it(
+    container: ContainerProxy,
+) -> None:
+    container.create_item({"id": "taken", "pk": "p", "v": 1})
+    container.create_item({"id": "kept", "pk": "p", "v": 1})
+    before = snapshot(container, "p", "first", "taken", "kept", "last")
+
+    error = batch_error(
+        lambda: container.execute_item_batch(
+            [
+                ("create", ({"id": "first", "pk": "p"},)),
+                ("upsert", ({"id": "kept", "pk": "p", "v": 2},)),
+                ("create", ({"id": "taken", "pk": "p", "v": 2},)),
+                ("create", ({"id": "last", "pk": "p"},)),
+            ],
+            partition_key="p",
+        )
+    )
+
+    assert error.status_code == 409 and error.error_index == 2
+    assert statuses(error) == [424, 424, 409, 424]
+    assert snapshot(container, "p", "first", "taken", "kept", "last") == before
+    # The undone operations are gone from queries too (the partition index is rolled back).
+    ids = {
+        d["id"] for d in container.query_items("SELECT c.id FROM c", partition_key="p")
+    }
+    assert ids == {"taken", "kept"}
+
+
+def test_batch_limits_one_partition_and_at_most_100_operations(
+    container: ContainerProxy,
+) -> None:
+    def creates(n: int, pk: str = "p") -> list[tuple[str, tuple[dict[str, Any]]]]:
+        return [("create", ({"id": f"{pk}-{i}", "pk": pk},)) for i in range(n)]
+
+    with pytest.raises(exceptions.CosmosHttpResponseError) as too_many:
+        container.execute_item_batch(creates(101), partition_key="p")
+    assert too_many.value.status_code == 400
+    assert "more operations than what is supported" in str(too_many.value)
+    with pytest.raises(exceptions.CosmosHttpResponseError) as empty:
+        container.execute_item_batch([], partition_key="p")
+    assert empty.value.status_code == 400
+
+    two_keys = creates(2) + creates(1, pk="other")
+    error = batch_error(
+        lambda: container.execute_item_batch(two_keys, partition_key="p")
+    )
+    assert error.status_code == 400 and error.error_index == 2
+    assert statuses(error) == [424, 424, 400]
+    no_key = [("create", ({"id": "keyless"},))]
+    assert (
+        batch_error(
+            lambda: container.execute_item_batch(no_key, partition_key="p")
+        ).status_code
+        == 400
+    )
+    # A read of another partition's document is a 404, not a cross-partition read.
+    container.create_item({"id": "elsewhere", "pk": "other"})
+    read_other = [("read", ("elsewhere",))]
+    assert (
+        batch_error(
+            lambda: container.execute_item_batch(read_other, partition_key="p")
+        ).status_code
+        == 404
+    )
+    assert list(
+        container.query_items("SELECT VALUE COUNT(1) FROM c", partition_key="p")
+    ) == [0]
+
+    assert len(container.execute_item_batch(creates(100), partition_key="p")) == 100
+    assert list(
+        container.query_items("SELECT VALUE COUNT(1) FROM c", partition_key="p")
+    ) == [100]
+
+
+def test_a_patch_in_a_batch_obeys_the_single_patch_rules(
+    container: ContainerProxy,
+) -> None:
+    container.create_item({"id": "order", "pk": "p", "customerVersion": 1, "n": 0})
+    guarded = "FROM c WHERE c.customerVersion < 2"
+    incr = [{"op": "incr", "path": "/n", "value": 1}]
+
+    applied = container.execute_item_batch(
+        [
+            ("patch", ("order", incr), {"filter_predicate": guarded}),
+            (
+                "patch",
+                ("order", [{"op": "set", "path": "/customerVersion", "value": 2}]),
+            ),
+        ],
+        partition_key="p",
+    )
+    assert (
+        applied[1]["resourceBody"] | {"n": 1, "customerVersion": 2}
+        == applied[1]["resourceBody"]
+    )
+    before = snapshot(container, "p", "order", "marker")
+
+    # The predicate is false now (customerVersion is 2): 412, and the create is undone.
+    stale = [
+        ("create", ({"id": "marker", "pk": "p"},)),
+        ("patch", ("order", incr), {"filter_predicate": guarded}),
+    ]
+    error = batch_error(lambda: container.execute_item_batch(stale, partition_key="p"))
+    assert (error.status_code, error.error_index, statuses(error)) == (
+        412,
+        1,
+        [424, 412],
+    )
+
+    for refused in (
+        [{"op": "set", "path": "/pk", "value": "q"}],
+        [{"op": "set", "path": "/id", "value": "x"}],
+        [{"op": "set", "path": f"/f{i}", "value": i} for i in range(11)],
+    ):
+        ops = [
+            ("create", ({"id": "marker", "pk": "p"},)),
+            ("patch", ("order", refused)),
+        ]
+        error = batch_error(
+            lambda ops=ops: container.execute_item_batch(ops, partition_key="p")
+        )
+        assert (error.status_code, error.error_index) == (400, 1)
+    missing = [("patch", ("nobody", incr))]
+    assert (
+        batch_error(
+            lambda: container.execute_item_batch(missing, partition_key="p")
+        ).status_code
+        == 404
+    )
+    assert snapshot(container, "p", "order", "marker") == before
