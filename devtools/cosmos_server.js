@@ -3,7 +3,7 @@
 // fixed and the service's rules enforced where the project relies on them. Dev/test only;
 // it does not check auth (clients still send the emulator key).
 //
-//   node devtools/cosmos_server.js [--host 127.0.0.1] [--port 8081] [--log-requests]
+//   node devtools/cosmos_server.js [--host 127.0.0.1] [--port 8081] [--data-dir DIR] [--log-requests]
 //
 // What is patched (the pieces live in devtools/cosmos/):
 // - read of a missing document answers 404, not 500; nested partition keys work
@@ -15,7 +15,8 @@
 //   predicate keeps its case and is checked against the one document (patch.js);
 // - transactional batch, atomic within one logical partition, at most 100 operations
 //   (batch.js; the stock one was neither);
-// - error bodies carry Cosmos's codes (below).
+// - error bodies carry Cosmos's codes (below);
+// - --data-dir keeps the data across restarts (persistence.js); without it, memory only.
 "use strict";
 
 const { lib } = require("./cosmos/stock");
@@ -26,16 +27,18 @@ const { queryDocuments } = require("./cosmos/query");
 const { patchDocument } = require("./cosmos/patch");
 const { batchDocuments } = require("./cosmos/batch");
 const { headerValues } = require("./cosmos/partition");
+const { DataDir } = require("./cosmos/persistence");
 
 const USAGE =
-  "Usage: cosmos_server.js [--host 127.0.0.1] [--port 8081] [--log-requests]";
+  "Usage: cosmos_server.js [--host 127.0.0.1] [--port 8081] [--data-dir DIR] [--log-requests]";
 
 function parseArgs(argv) {
-  const args = { host: "127.0.0.1", port: 8081, logRequests: false };
+  const args = { host: "127.0.0.1", port: 8081, dataDir: null, logRequests: false };
   for (let i = 0; i < argv.length; i += 1) {
     const key = argv[i];
     if (key === "--host") args.host = argv[++i];
     else if (key === "--port" || key === "-p") args.port = Number.parseInt(argv[++i], 10);
+    else if (key === "--data-dir") args.dataDir = argv[++i];
     else if (key === "--log-requests") args.logRequests = true;
     else if (key === "--help" || key === "-h") {
       console.log(USAGE);
@@ -47,6 +50,10 @@ function parseArgs(argv) {
   }
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) {
     console.error("cosmos: --port needs a number 0..65535");
+    process.exit(2);
+  }
+  if (args.dataDir === undefined || args.dataDir === "") {
+    console.error("cosmos: --data-dir needs a directory");
     process.exit(2);
   }
   return args;
@@ -65,9 +72,10 @@ lib("handler/_patch-operations").patchOperation = (collection, input) => {
   return patchDocument(collection, { ...input, values: header ? header.values : [] });
 };
 
-// --- Every handler: Cosmos's error codes ------------------------------------------------
+// --- Every handler: Cosmos's error codes, and the journal written before the answer -----
 // The stock handlers answer most 404s with an empty body and 409s without a code; Cosmos
 // always sends {code: "NotFound" | "Conflict"}, which SDKs and our logs read.
+let dataDir = null;
 const routes = lib("routes");
 const route = routes.default;
 routes.default = (req) => {
@@ -75,7 +83,12 @@ routes.default = (req) => {
   if (!match) return match;
   const [params, handler] = match;
   const wrapped = async (account, request, res, p) => {
-    const body = await handler(account, request, res, p);
+    let body;
+    try {
+      body = await handler(account, request, res, p);
+    } finally {
+      if (dataDir) dataDir.flush();
+    }
     const coded = body && typeof body === "object" && body.code;
     if (res.statusCode === 404 && !coded) {
       return { code: "NotFound", message: "Entity with the specified id does not exist in the system." };
@@ -88,11 +101,50 @@ routes.default = (req) => {
   return [params, wrapped];
 };
 
+// The account is created when the server starts listening; with --data-dir it is filled
+// from disk right then, before any request is served.
+let onAccount = () => {};
+const accountModule = lib("account");
+const StockAccount = accountModule.default;
+accountModule.default = class Account extends StockAccount {
+  constructor(...args) {
+    super(...args);
+    onAccount(this);
+  }
+};
+
 // --- Server -------------------------------------------------------------------------
 const { createHttpsServer } = lib("index");
 
 function main() {
   const args = parseArgs(process.argv.slice(2));
+  let restored = "in-memory";
+  if (args.dataDir) {
+    dataDir = new DataDir(args.dataDir);
+    try {
+      dataDir.open();
+    } catch (err) {
+      console.error(`cosmos: ${err.message}`);
+      process.exit(1);
+    }
+    onAccount = (account) => {
+      const started = process.hrtime.bigint();
+      let counts;
+      try {
+        counts = dataDir.restore(account);
+      } catch (err) {
+        console.error(`cosmos: could not restore ${dataDir.dir}: ${err.stack || err}`);
+        dataDir.unlock();
+        process.exit(1);
+      }
+      const { databases, containers, documents } = counts;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      restored =
+        `data in ${dataDir.dir}: ${databases} database(s), ${containers} container(s), ` +
+        `${documents} document(s) restored in ${ms.toFixed(0)} ms`;
+    };
+  }
+
   // keepAlive: the stock CLI answers every request with "connection: close", so each
   // SDK call pays a TCP + TLS handshake (~20x slower).
   const server = createHttpsServer({ keepAlive: true });
@@ -118,20 +170,33 @@ function main() {
     } else {
       console.error(`cosmos: ${err.stack || err}`);
     }
+    if (dataDir) dataDir.unlock();
     process.exit(1);
   });
 
   server.listen(args.port, args.host, () => {
     const { port } = server.address();
     const host = args.host.includes(":") ? `[${args.host}]` : args.host;
-    console.log(`cosmos: ready at https://${host}:${port}/ (keep-alive, self-signed TLS, in-memory)`);
+    console.log(`cosmos: ready at https://${host}:${port}/ (keep-alive, self-signed TLS, ${restored})`);
   });
 
+  let stopping = false;
   const shutdown = (signal) => {
+    if (stopping) return;
+    stopping = true;
     console.log(`cosmos: ${signal}, stopping`);
-    server.close(() => process.exit(0));
+    server.close();
     server.closeAllConnections();
-    setTimeout(() => process.exit(0), 2000).unref();
+    if (dataDir) {
+      try {
+        dataDir.close();
+        console.log(`cosmos: data saved in ${dataDir.dir}`);
+      } catch (err) {
+        // The journal still holds every answered write; the next start replays it.
+        console.error(`cosmos: could not write the snapshot: ${err.message}`);
+      }
+    }
+    process.exit(0);
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));

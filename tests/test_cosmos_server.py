@@ -1,5 +1,6 @@
 """The Cosmos DB stand-in (devtools/cosmos_server.js) against the real SDK: transactional
-batch (atomic, preconditions, limits), partition-scoped queries and guarded patches.
+batch (atomic, preconditions, limits), partition-scoped queries, and --data-dir
+persistence across a SIGKILL and a graceful stop.
 
 Each launcher runs on a free port of its own, so this file needs no local stack.
 """
@@ -20,6 +21,7 @@ from devtools.stack import (
     LOOPBACK,
     REPO_ROOT,
     ManagedProcess,
+    StackError,
     free_port,
     port_accepts,
 )
@@ -391,3 +393,114 @@ def test_a_patch_in_a_batch_obeys_the_single_patch_rules(
         == 404
     )
     assert snapshot(container, "p", "order", "marker") == before
+
+
+# --- persistence ---------------------------------------------------------------------------
+
+
+def write_history(cosmos: CosmosClient) -> ContainerProxy:
+    """Databases, a container, documents written every way, one failed batch."""
+    db = cosmos.create_database("kept")
+    container = db.create_container("orders", partition_key=PartitionKey("/pk"))
+    db.create_container("empty", partition_key=PartitionKey("/id"))
+    for i in range(30):
+        container.create_item({"id": f"o{i}", "pk": f"c{i % 3}", "n": i})
+    container.upsert_item({"id": "o1", "pk": "c1", "n": 100})
+    container.replace_item("o2", {"id": "o2", "pk": "c2", "n": 200})
+    container.patch_item("o3", "c0", [{"op": "incr", "path": "/n", "value": 1}])
+    container.delete_item("o4", partition_key="c1")
+    container.execute_item_batch(
+        [("create", ({"id": "b1", "pk": "c0"},)), ("delete", ("o6",))],
+        partition_key="c0",
+    )
+    with pytest.raises(exceptions.CosmosBatchOperationError):
+        container.execute_item_batch(
+            [
+                ("create", ({"id": "never", "pk": "c0"},)),
+                ("create", ({"id": "b1", "pk": "c0"},)),
+            ],
+            partition_key="c0",
+        )
+    return container
+
+
+def everything(cosmos: CosmosClient) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for db in cosmos.list_databases():
+        database = cosmos.get_database_client(db["id"])
+        for coll in database.list_containers():
+            container = database.get_container_client(coll["id"])
+            docs = container.query_items(
+                "SELECT * FROM c", enable_cross_partition_query=True
+            )
+            out[f"{db['id']}/{coll['id']}"] = {d["id"]: d for d in docs}
+    return out
+
+
+@pytest.mark.parametrize("stop", ["SIGKILL", "graceful stop"])
+def test_data_dir_keeps_everything_across_a_restart(tmp_path: Path, stop: str) -> None:
+    server = Launcher(tmp_path, data_dir=tmp_path / "data").start()
+    try:
+        with server.client() as cosmos:
+            write_history(cosmos)
+            before = everything(cosmos)
+        if stop == "SIGKILL":
+            server.process.kill()
+        else:
+            server.process.stop()
+
+        server.start()
+        with server.client() as cosmos:
+            assert everything(cosmos) == before  # same ids, bodies, _etag, _ts, _rid
+            orders = before["kept/orders"]
+            assert {"o4", "o6", "never"}.isdisjoint(orders) and "b1" in orders
+            assert (orders["o1"]["n"], orders["o2"]["n"], orders["o3"]["n"]) == (
+                100,
+                200,
+                4,
+            )
+            container = cosmos.get_database_client("kept").get_container_client(
+                "orders"
+            )
+            # Partition-scoped reads and queries work on restored data; new writes get new _rids.
+            assert container.read_item("o3", partition_key="c0") == orders["o3"]
+            _, read = documents_read(container, "SELECT * FROM c", partition_key="c2")
+            assert read == sum(1 for d in orders.values() if d["pk"] == "c2")
+            fresh = container.create_item({"id": "after", "pk": "c0"})
+            assert fresh["_rid"] not in {d["_rid"] for d in orders.values()}
+            after = everything(cosmos)
+
+        # A second restart (the other way) keeps the writes made after the first.
+        if stop == "SIGKILL":
+            server.process.stop()
+        else:
+            server.process.kill()
+        server.start()
+        with server.client() as cosmos:
+            assert everything(cosmos) == after
+    finally:
+        server.process.stop()
+
+
+def test_a_data_dir_serves_one_launcher_at_a_time(tmp_path: Path) -> None:
+    first = Launcher(tmp_path, data_dir=tmp_path / "data").start()
+    second = Launcher(tmp_path, data_dir=tmp_path / "data")
+    try:
+        with pytest.raises(StackError, match="in use by another launcher"):
+            second.start()
+    finally:
+        first.process.stop()
+        second.process.stop()
+
+
+def test_without_a_data_dir_nothing_is_kept(tmp_path: Path) -> None:
+    server = Launcher(tmp_path).start()
+    try:
+        with server.client() as cosmos:
+            cosmos.create_database("ephemeral")
+        server.process.stop()
+        server.start()
+        with server.client() as cosmos:
+            assert list(cosmos.list_databases()) == []
+    finally:
+        server.process.stop()
