@@ -21,6 +21,7 @@ from shared import outbox
 from shared.encoding import dumps, to_jsonable
 from shared.errors import IdempotencyKeyReused, PreconditionFailed, ValidationFailed
 from shared.events import Event
+from shared.formats import IDEMPOTENCY_KEY_RE
 from shared.http import Request, Response
 from shared.publisher import EventPublisher, publisher
 from shared.sql.db import Database, Sql, Transaction, database, db_time, utcnow
@@ -131,8 +132,10 @@ def execute(
 ) -> Response:
     db = db or database()
     key = request.header("idempotency-key")
-    if key is not None and not (0 < len(key) <= 200):
-        raise ValidationFailed("Idempotency-Key must be 1 to 200 characters.")
+    if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 200 printable ASCII characters."
+        )
     fingerprint = request_fingerprint(request, route) if key else ""
     context = CommandContext(
         correlation_id=request.correlation_id,

@@ -178,17 +178,11 @@ def _id(value: str, what: str) -> str:
     return value
 
 
-def _require_changes(cmd: models.Body) -> dict:
+def _require_changes(cmd: models.Patch) -> dict:
+    # A null never gets this far: models.Patch refuses it per field.
     changes = cmd.model_dump(exclude_unset=True)
-    if not changes or any(v is None for v in changes.values()):
-        raise ValidationFailed(
-            "Send at least one field to change, and no nulls.",
-            [
-                FieldError(k, "must not be null")
-                for k, v in changes.items()
-                if v is None
-            ],
-        )
+    if not changes:
+        raise ValidationFailed("Send at least one field to change.")
     return changes
 
 
@@ -267,11 +261,6 @@ def adjust_stock(
     tx: Transaction, ctx: CommandContext, cmd: models.AdjustStock, product_id: str
 ) -> Outcome:
     current = _locked_product(tx, ctx, _id(product_id, "Product"))
-    if cmd.delta == 0:
-        raise ValidationFailed(
-            "A stock adjustment must change the stock.",
-            [FieldError("delta", "must not be 0")],
-        )
     product = repository.adjust_stock(tx, current.id, cmd.delta, ctx.now)
     if product is None:
         raise Conflict(
@@ -355,13 +344,16 @@ def add_item(
         (line for line in order.lines if line.product_id == product_id), None
     )
     quantity = cmd.quantity + (existing.quantity if existing else 0)
-    if quantity > 1000:
-        raise ValidationFailed(
-            "An order line is too large.",
-            [FieldError("quantity", f"line would hold {quantity}; at most 1000")],
+    if quantity > models.MAX_LINE_QUANTITY:
+        # The body is valid (its schema allows it); the order's current line is what
+        # refuses it, like the 50-line limit below: a business rule, so 409.
+        raise Conflict(
+            f"The line for product {product_id} holds {existing.quantity}; adding "
+            f"{cmd.quantity} would make {quantity}, and a line holds at most "
+            f"{models.MAX_LINE_QUANTITY}."
         )
-    if existing is None and len(order.lines) >= 50:
-        raise Conflict("An order has at most 50 lines.")
+    if existing is None and len(order.lines) >= models.MAX_ORDER_LINES:
+        raise Conflict(f"An order has at most {models.MAX_ORDER_LINES} lines.")
     product = repository.reserve_stock(tx, product_id, cmd.quantity, ctx.now)
     if product is None:
         current = repository.get_product(tx, product_id)

@@ -1,4 +1,10 @@
-"""Query parameters and response shapes: validation and OpenAPI schemas."""
+"""Query parameters and response shapes: validation and OpenAPI schemas.
+
+Each parameter's schema states the rule its validation applies, so a client that
+follows the OpenAPI document sends only queries that pass. Rules spanning two
+parameters (minTotal <= maxTotal, placedFrom <= placedTo, the stats range) cannot be
+said in JSON Schema: their descriptions say them.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +25,16 @@ from pydantic import (
     model_validator,
 )
 
+from shared import formats
+
 ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled")
 OrderStatus = Literal["placed", "shipped", "delivered", "cancelled"]
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_TOKEN_CHARS = 8192
 MAX_STATS_DAYS = 366
+MAX_VERSION = 999_999_999  # versions have at most 9 digits (If-Match says so too)
+MAX_MONEY = Decimal("9999999999999.99")
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -77,13 +87,34 @@ def _instant(value: Any, *, end_of_day: bool) -> Any:
         raise ValueError("is out of the representable range") from None
 
 
+_DAY_SCHEMA = {"type": "string", "format": "date", "pattern": formats.DAY}
+# RFC 3339 as Python reads it: upper-case T and Z, seconds 00-59, at most 6 decimals.
+_DATE_TIME = (
+    formats.DAY[:-1] + "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?"
+    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 _INSTANT_SCHEMA = WithJsonSchema(
     {
-        "type": "string",
-        "description": "A date (YYYY-MM-DD, the whole UTC day) or an ISO 8601 date-time.",
+        "anyOf": [
+            _DAY_SCHEMA,
+            {
+                "type": "string",
+                "format": "date-time",
+                "pattern": _DATE_TIME,
+                # The instant must exist in UTC between years 1 and 9999.
+                "not": {
+                    "anyOf": [
+                        {"pattern": "^0001-01-01T.*[+]"},
+                        {"pattern": "^9999-12-31T.*-[0-9]{2}:[0-9]{2}$"},
+                    ]
+                },
+            },
+        ],
+        "description": "A date (YYYY-MM-DD: the whole UTC day) or an RFC 3339 date-time "
+        "(its UTC instant must fall in the years 0001-9999).",
     }
 )
-Day = Annotated[date, BeforeValidator(_day)]
+Day = Annotated[date, BeforeValidator(_day), WithJsonSchema(_DAY_SCHEMA)]
 InstantFrom = Annotated[
     datetime,
     BeforeValidator(lambda v: _instant(v, end_of_day=False)),
@@ -97,20 +128,46 @@ InstantTo = Annotated[
 Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False),
-    WithJsonSchema({"type": "number", "minimum": 0}),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": float(MAX_MONEY),
+            "multipleOf": 0.01,
+        }
+    ),
 ]
+# Control characters (Unicode category Cc): product names are joined by newlines in
+# the search field, so a control character could match across two names.
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+_CONTROL_RE = re.compile(f"[{_CONTROL}]")
+SEARCH_TEXT = f"^[^{_CONTROL}]*[^{_CONTROL}{formats.WHITESPACE}][^{_CONTROL}]*$"
 
 
 class ReadYourWrites(Params):
-    minVersion: Annotated[int, Field(ge=1)] | None = None
+    minVersion: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = Field(
+        None, description="Wait (up to waitMs) until the read model has this version."
+    )
     waitMs: Annotated[int, Field(ge=0, le=5000)] = 0
 
 
 class PageParams(Params):
     pageSize: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
     continuationToken: (
-        Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)] | None
-    ) = None
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_TOKEN_CHARS,
+                json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+            ),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="The continuationToken of the previous page, unchanged, with the "
+        "same filters; any other value is refused with 400.",
+    )
 
 
 class CustomerOrdersParams(PageParams):
@@ -120,10 +177,26 @@ class CustomerOrdersParams(PageParams):
 class OrderSearchParams(CustomerOrdersParams):
     customerId: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     minTotal: Money | None = None
-    maxTotal: Money | None = None
+    maxTotal: Money | None = Field(
+        None, description="Not below minTotal when both are given."
+    )
     placedFrom: InstantFrom | None = None
-    placedTo: InstantTo | None = None
-    q: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    placedTo: InstantTo | None = Field(
+        None, description="Not before placedFrom when both are given."
+    )
+    q: (
+        Annotated[
+            str,
+            Field(
+                min_length=1, max_length=100, json_schema_extra={"pattern": SEARCH_TEXT}
+            ),
+        ]
+        | None
+    ) = Field(
+        None,
+        description="Matches the customer's name or a product's name, ignoring case; "
+        "not blank, no control characters.",
+    )
 
     @field_validator("customerId")
     @classmethod
@@ -138,9 +211,7 @@ class OrderSearchParams(CustomerOrdersParams):
         text = value.strip().lower()
         if not text:
             raise ValueError("must not be blank")
-        # Product names are joined by newlines in productSearch: a control character
-        # could match across two names.
-        if any(not ch.isprintable() for ch in text):
+        if _CONTROL_RE.search(text):
             raise ValueError("must not contain control characters")
         return text
 
@@ -182,14 +253,26 @@ class _SalesRange(Params):
 SalesStatsParams = create_model(
     "SalesStatsParams",
     __base__=_SalesRange,
-    **{"from": (Day, ...), "to": (Day, ...)},
+    **{
+        "from": (Annotated[Day, Field(description="The first UTC day.")], ...),
+        "to": (
+            Annotated[
+                Day,
+                Field(
+                    description=f"The last UTC day: not before from, and the range covers "
+                    f"at most {MAX_STATS_DAYS} days (to - from <= {MAX_STATS_DAYS - 1} days)."
+                ),
+            ],
+            ...,
+        ),
+    },
 )
 
 
 # --- responses ---------------------------------------------------------------------------
 
 
-class Address(BaseModel):
+class ShippingAddress(BaseModel):
     street: str
     city: str
     state: str
@@ -224,7 +307,7 @@ class OrderDetail(BaseModel):
     items: list[OrderLine]
     itemCount: int
     total: float
-    shippingAddress: Address
+    shippingAddress: ShippingAddress
     trackingNumber: str | None
     cancellationReason: str | None
     placedAt: str

@@ -518,3 +518,77 @@ def test_concurrent_ship_and_cancel_exactly_one_wins(http, sql):
             "SELECT status, version FROM orders WHERE id = ?", o["id"]
         )[0]
         assert (status, version) == (wins[0].json()["status"], 2)
+
+
+# --- what the OpenAPI document promises (a schema-valid request is accepted) -------------
+
+
+def test_an_integral_number_is_an_integer_and_a_fraction_is_not(http):
+    # JSON Schema counts 1.0 as an integer, so a client generated from the document may send it.
+    p = accepted(
+        http.post(
+            "/products",
+            content=f'{{"sku": "{unique("SKU")}", "name": "n", "price": 1, "stock": 5.0}}',
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    stock = http.post(
+        f"/products/{p['id']}/stock",
+        content='{"delta": 2.00}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert accepted(stock)["stock"] == 7
+    body = problem(
+        http.post(
+            f"/products/{p['id']}/stock",
+            content='{"delta": 1.5}',
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+    )
+    assert fields(body) == {"delta"}
+
+
+def test_null_blank_and_zero_are_refused_per_field(http):
+    c = customer(http)
+    body = problem(http.patch(f"/customers/{c['id']}", json={"email": None}), 400)
+    assert body["errors"] == [
+        {
+            "field": "email",
+            "message": "must not be null; leave the field out to keep it",
+        }
+    ]
+    body = problem(
+        http.patch(f"/customers/{c['id']}", json={"name": "\u3000\u0085"}), 400
+    )
+    assert fields(body) == {"name"}
+    p = product(http)
+    # A zero delta is refused by the body's rule, before the product is even looked up.
+    body = problem(
+        http.post(
+            "/products/00000000-0000-4000-8000-000000000000/stock", json={"delta": 0}
+        ),
+        400,
+    )
+    assert body["errors"] == [{"field": "delta", "message": "must not be 0"}]
+    assert accepted(http.patch(f"/products/{p['id']}", json={"name": "  Trimmed  "}))
+
+
+def test_a_line_grown_past_1000_by_add_item_is_a_409(http):
+    c = customer(http, credit=1_000_000)
+    p = product(http, price=1, stock=5000)
+    o = order(http, c["id"], [(p["id"], 600)])
+    line = {"productId": p["id"], "quantity": 401}
+    problem(http.post(f"/orders/{o['id']}/items", json=line), 409)
+    assert accepted(
+        http.post(f"/orders/{o['id']}/items", json={**line, "quantity": 400})
+    )
+
+
+@pytest.mark.parametrize("key", ["caf\u00e9", "tab\there", "x" * 201])
+def test_an_idempotency_key_outside_printable_ascii_is_400(http, key):
+    body = {"name": "n", "email": f"{unique('c')}@example.com", "creditLimit": 1}
+    response = http.post(
+        "/customers", json=body, headers={"Idempotency-Key": key.encode("latin-1")}
+    )
+    problem(response, 400)
