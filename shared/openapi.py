@@ -1,22 +1,31 @@
-"""The OpenAPI 3.1 document, generated from the route declarations (shared.http.ROUTES).
+"""The OpenAPI documents, generated from the route declarations (shared.http.ROUTES).
 
-`python -m shared.openapi > infra/openapi.json` writes the copy API Management
-imports; a test keeps that copy equal to what the app serves.
+The app serves OpenAPI 3.1 (`GET /api/openapi.json`, `build_document`). API Management
+imports 3.1 only with gaps (numeric exclusive bounds, `anyOf` with `null`, security
+definitions), so it gets an OpenAPI 3.0.3 rendering of the same document
+(`build_document_30`): `python -m shared.openapi --version 3.0 > infra/openapi.json`
+(`make openapi`) writes it, and a test keeps that copy equal to what the code generates
+and in agreement with the 3.1 document on every operation.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
+from shared import formats
 from shared.http import ROUTES, RouteSpec
 
 TITLE = "Orders API"
 VERSION = "1.0.0"
+OPENAPI_31 = "3.1.0"
+OPENAPI_30 = "3.0.3"
 
 _STATUS_TEXT = {
     400: "Bad request",
@@ -52,61 +61,160 @@ PROBLEM_SCHEMA = {
     },
 }
 
+# Request headers, declared once and referenced by the operations that read them.
+HEADER_PARAMETERS: dict[str, dict[str, Any]] = {
+    "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Repeating a command with the same key and body answers as the "
+        "first time and changes nothing; the same key with another body is 422.",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": formats.IDEMPOTENCY_KEY,
+        },
+    },
+    "IfMatch": {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": 'The version the change is based on, as the ETag carries it ("3"); '
+        "another current version is 412.",
+        "schema": {"type": "string", "pattern": formats.IF_MATCH},
+    },
+    "CorrelationId": {
+        "name": "X-Correlation-Id",
+        "in": "header",
+        "required": False,
+        "description": "Echoed in the response and carried into events; a value outside "
+        "this pattern is replaced by a new id.",
+        "schema": {
+            "type": "string",
+            "maxLength": 128,
+            "pattern": formats.CORRELATION_ID,
+        },
+    },
+}
+
+# --- schema walking ----------------------------------------------------------------------
+
+_ONE = (
+    "items",
+    "not",
+    "additionalProperties",
+    "contains",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+)
+_LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
+_MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
+
+
+def map_schema(
+    schema: Any, fn: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """`fn` applied to every subschema of `schema`, innermost first (a new object)."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _ONE:
+        if isinstance(out.get(key), dict):
+            out[key] = map_schema(out[key], fn)
+    for key in _LIST:
+        if key in out:
+            out[key] = [map_schema(item, fn) for item in out[key]]
+    for key in _MAP:
+        if key in out:
+            out[key] = {name: map_schema(s, fn) for name, s in out[key].items()}
+    return fn(out)
+
+
+def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
+    # pydantic's titles ("Productid") repeat the property names and only add bytes.
+    return {k: v for k, v in schema.items() if k != "title"}
+
+
+_NULL = {"type": "null"}
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema minus its `null` alternative (a query string cannot carry null)."""
+    branches = schema.get("anyOf", [])
+    if _NULL not in branches:
+        return schema
+    rest = [b for b in branches if b != _NULL]
+    outer = {k: v for k, v in schema.items() if k != "anyOf" and k != "default"}
+    if schema.get("default") is not None:
+        outer["default"] = schema["default"]
+    if len(rest) == 1:
+        return {**rest[0], **outer}
+    return {**outer, "anyOf": rest}
+
+
+# --- the 3.1 document ----------------------------------------------------------------------
+
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, definition in schema.pop("$defs", {}).items():
+    found = {
+        **schema.pop("$defs", {}),
+        model.__name__: schema,
+    }
+    for name, definition in found.items():
+        definition = map_schema(definition, _untitled)
+        if components.get(name, definition) != definition:
+            # Two models with one name would silently share whichever came last.
+            raise ValueError(f"two different schemas are both named {name!r}")
         components[name] = definition
-    components[model.__name__] = schema
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
-    params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)", spec.path)
-    ]
-    if spec.query is not None:
-        for name, field in spec.query.model_fields.items():
-            schema = spec.query.model_json_schema()["properties"][name]
-            params.append(
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": field.is_required(),
-                    "schema": schema,
-                }
-            )
-    if spec.idempotent:
-        params.append(
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-            }
-        )
-    if spec.conditional:
-        params.append(
-            {
-                "name": "If-Match",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-            }
-        )
-    params.append(
-        {
-            "name": "X-Correlation-Id",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
+def _path_parameter(name: str) -> dict[str, Any]:
+    if name.endswith("Id"):
+        schema = {
+            **formats.UUID_SCHEMA,
+            "description": "A server-generated UUID; any other value names nothing (404).",
         }
-    )
+    else:
+        schema = {"type": "string"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
+    params = [_path_parameter(name) for name in re.findall(r"{(\w+)", spec.path)]
+    if spec.query is not None:
+        properties = spec.query.model_json_schema()["properties"]
+        for name, field in spec.query.model_fields.items():
+            schema = map_schema(_without_null(properties[name]), _untitled)
+            if field.description:
+                schema.pop("description", None)  # said once, on the parameter
+            param: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": field.is_required(),
+            }
+            if field.description:
+                param["description"] = field.description
+            param["schema"] = schema
+            params.append(param)
+    refs = [
+        *(["IdempotencyKey"] if spec.idempotent else []),
+        *(["IfMatch"] if spec.conditional else []),
+        "CorrelationId",
+    ]
+    params += [{"$ref": f"#/components/parameters/{ref}"} for ref in refs]
     return params
 
 
 def build_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document the app serves."""
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
     paths: dict[str, Any] = {}
     for spec in sorted(ROUTES, key=lambda s: (s.path, s.method)):
@@ -150,7 +258,7 @@ def build_document() -> dict[str, Any]:
             operation["security"] = []
         paths.setdefault(path, {})[spec.method.lower()] = operation
     return {
-        "openapi": "3.1.0",
+        "openapi": OPENAPI_31,
         "info": {
             "title": TITLE,
             "version": VERSION,
@@ -160,6 +268,7 @@ def build_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": dict(sorted(components.items())),
+            "parameters": HEADER_PARAMETERS,
             "securitySchemes": {
                 "functionKey": {
                     "type": "apiKey",
@@ -172,10 +281,167 @@ def build_document() -> dict[str, Any]:
     }
 
 
-def main() -> int:
+# --- the 3.0 rendering -----------------------------------------------------------------------
+
+# JSON Schema keywords OpenAPI 3.0's schema object does not have and this module has no
+# rendering for: a model that produces one fails the generation instead of shipping it.
+_NOT_IN_30 = (
+    "$defs",
+    "$id",
+    "$anchor",
+    "$schema",
+    "$comment",
+    "$dynamicRef",
+    "$dynamicAnchor",
+    "prefixItems",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contains",
+    "minContains",
+    "maxContains",
+    "propertyNames",
+    "patternProperties",
+    "contentEncoding",
+    "contentMediaType",
+    "contentSchema",
+)
+
+
+def _schema_30(schema: dict[str, Any]) -> dict[str, Any]:
+    """One schema node, its subschemas already rendered, as OpenAPI 3.0 says it."""
+    out = dict(schema)
+    for key in _NOT_IN_30:
+        if key in out:
+            raise ValueError(f"no OpenAPI 3.0 rendering for {key!r} in {schema}")
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if "examples" in out:
+        examples = out.pop("examples")
+        if examples and "example" not in out:
+            out["example"] = examples[0]
+    for exclusive, bound, sign in (
+        ("exclusiveMinimum", "minimum", 1),
+        ("exclusiveMaximum", "maximum", -1),
+    ):
+        value = out.get(exclusive)
+        if isinstance(value, bool) or value is None:
+            continue
+        if bound in out and sign * (out[bound] - value) > 0:
+            del out[exclusive]  # the inclusive bound is the stricter one already
+        else:
+            out[bound], out[exclusive] = value, True
+    if isinstance(out.get("type"), list):
+        types = [t for t in out["type"] if t != "null"]
+        nullable = len(types) < len(out["type"])
+        del out["type"]
+        if len(types) == 1:
+            out["type"] = types[0]
+        elif types:
+            out["anyOf"] = [{"type": t} for t in types]
+        if nullable:
+            out["nullable"] = True
+    for key in ("anyOf", "oneOf"):
+        branches = out.get(key)
+        if branches and _NULL in branches:
+            rest = [b for b in branches if b != _NULL]
+            outer = {k: v for k, v in out.items() if k != key}
+            if len(rest) > 1:
+                out = {**outer, key: rest, "nullable": True}
+            elif "$ref" in rest[0]:
+                out = {**outer, "allOf": rest, "nullable": True}
+            else:
+                out = {**rest[0], **outer, "nullable": True}
+    if "$ref" in out and len(out) > 1:
+        # A $ref's siblings are ignored in 3.0: wrap it.
+        ref = out.pop("$ref")
+        out = {"allOf": [{"$ref": ref}], **out}
+    if out.get("default", 0) is None and not out.get("nullable"):
+        del out["default"]
+    return out
+
+
+def schema_30(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema 2020-12 schema (as OpenAPI 3.1 uses it) rendered for OpenAPI 3.0."""
+    return map_schema(schema, _schema_30)
+
+
+def _media_30(content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        media: {**body, "schema": schema_30(body["schema"])}
+        if "schema" in body
+        else body
+        for media, body in content.items()
+    }
+
+
+def _parameter_30(param: dict[str, Any]) -> dict[str, Any]:
+    return (
+        {**param, "schema": schema_30(param["schema"])} if "schema" in param else param
+    )
+
+
+def to_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of this module rendered as OpenAPI 3.0.3."""
+    if "webhooks" in document or "jsonSchemaDialect" in document:
+        raise ValueError("webhooks and jsonSchemaDialect have no OpenAPI 3.0 rendering")
+    if {"summary"} & set(document["info"]) or "identifier" in document["info"].get(
+        "license", {}
+    ):
+        raise ValueError("info.summary and license.identifier are OpenAPI 3.1 only")
+    paths: dict[str, Any] = {}
+    for path, item in document["paths"].items():
+        paths[path] = {}
+        for method, op in item.items():
+            op = dict(op)
+            op["parameters"] = [_parameter_30(p) for p in op.get("parameters", [])]
+            if "requestBody" in op:
+                body = op["requestBody"]
+                op["requestBody"] = {**body, "content": _media_30(body["content"])}
+            op["responses"] = {
+                status: {**r, "content": _media_30(r["content"])}
+                if "content" in r
+                else r
+                for status, r in op["responses"].items()
+            }
+            paths[path][method] = op
+    components = dict(document["components"])
+    if {"pathItems"} & set(components):
+        raise ValueError("components.pathItems is OpenAPI 3.1 only")
+    components["schemas"] = {
+        name: schema_30(schema) for name, schema in components["schemas"].items()
+    }
+    components["parameters"] = {
+        name: _parameter_30(p) for name, p in components.get("parameters", {}).items()
+    }
+    return {**document, "openapi": OPENAPI_30, "paths": paths, "components": components}
+
+
+def build_document_30() -> dict[str, Any]:
+    """The OpenAPI 3.0.3 rendering API Management imports (infra/openapi.json)."""
+    return to_openapi_30(build_document())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.openapi", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--version",
+        choices=("3.0", "3.1"),
+        default="3.0",
+        help="3.0: the rendering API Management imports (infra/openapi.json); "
+        "3.1: the document the app serves",
+    )
+    args = parser.parse_args(argv)
     import function_app  # noqa: F401 - registering the blueprints fills ROUTES
 
-    json.dump(build_document(), sys.stdout, indent=2, sort_keys=False)
+    document = build_document_30() if args.version == "3.0" else build_document()
+    json.dump(document, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
     return 0
 
