@@ -9,7 +9,8 @@
 // - atomic (x-ms-cosmos-batch-atomic, which SDKs always send): when an operation fails,
 //   no operation's effect remains and the response is 207 Multi-Status with the failing
 //   operation's status and 424 (Failed Dependency) for every other one; SDKs raise an
-//   error carrying the failing operation's status and index. All succeed: 200.
+//   error carrying the failing operation's status and index. All succeed: 200. Without
+//   that header (bulk), each operation stands alone.
 // - each operation honours its own ifMatch (412) and, on reads, ifNoneMatch (304); a patch
 //   obeys the rules of a single patch (patch.js).
 const { lib, dependency } = require("./stock");
@@ -30,10 +31,10 @@ const failure = (statusCode, code, message) => ({ statusCode, error: { code, mes
 const notFound = () => failure(404, "NotFound", "Entity with the specified id does not exist in the system.");
 const preconditionFailed = () => failure(412, "PreconditionFailed", PRECONDITION_FAILED);
 
-// A failed ifMatch / ifNoneMatch of a write against the stored document (or its absence).
+// A failed ifMatch / ifNoneMatch of a write against the stored document.
 function preconditionFails(op, stored) {
-  if (op.ifMatch && (!stored || op.ifMatch !== stored._etag)) return true;
-  if (op.ifNoneMatch && stored && (op.ifNoneMatch === "*" || op.ifNoneMatch === stored._etag)) return true;
+  if (op.ifMatch && op.ifMatch !== stored._etag) return true;
+  if (op.ifNoneMatch && (op.ifNoneMatch === "*" || op.ifNoneMatch === stored._etag)) return true;
   return false;
 }
 
@@ -57,8 +58,10 @@ function execute(collection, values, op) {
       case "create":
         return result(201, documents.create(body));
       case "upsert": {
+        // Replace semantics when the document exists, create semantics (preconditions
+        // ignored) when it does not, as the service does.
         const stored = findDocument(collection, body.id, values);
-        if (preconditionFails(op, stored)) return preconditionFailed();
+        if (stored && preconditionFails(op, stored)) return preconditionFailed();
         return stored ? result(200, documents.replace(body, stored)) : result(201, documents.create(body));
       }
       case "replace": {
