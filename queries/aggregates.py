@@ -1,7 +1,7 @@
-"""Figures computed from read-model documents: customer totals and sales statistics. Pure.
+"""Figures read from the projections' totals documents: customers, products, sales. Pure.
 
-The local Cosmos stand-in has no GROUP BY, and Cosmos sums money as floats, so
-the few fields needed are fetched and summed here, in integer cents.
+The projections keep the totals (integer counters, money in cents); these
+functions only shape them for the API, and sum a range's daily shards.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 from queries.models import ORDER_STATUSES
 from shared.money import from_cents, to_cents
 
-OPEN_STATUSES = frozenset({"placed", "shipped"})
 TOP_PRODUCTS = 10
 
 
@@ -23,28 +22,18 @@ def cents(amount: float | str | Decimal) -> int:
     return to_cents(Decimal(str(amount)))
 
 
-def customer_totals(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Totals of a customer from their order summaries ({status, total, placedAt})."""
-    by_status = dict.fromkeys(ORDER_STATUSES, 0)
-    count = open_count = spent = 0
-    last: str | None = None
-    for summary in summaries:
-        status = summary["status"]
-        count += 1
-        if status in by_status:
-            by_status[status] += 1
-        if status in OPEN_STATUSES:
-            open_count += 1
-        if status != "cancelled":
-            spent += cents(summary["total"])
-        if last is None or summary["placedAt"] > last:
-            last = summary["placedAt"]
+def customer_totals(totals: dict[str, Any] | None) -> dict[str, Any]:
+    """A customer's totals from the totals document the customer-view projection keeps
+    beside their order summaries (None: no order projected yet)."""
+    counters = (totals or {}).get("counters", {})
     return {
-        "orderCount": count,
-        "openOrderCount": open_count,
-        "totalSpent": from_cents(spent),
-        "ordersByStatus": by_status,
-        "lastOrderAt": last,
+        "orderCount": counters.get("orders", 0),
+        "openOrderCount": counters.get("open", 0),
+        "totalSpent": from_cents(counters.get("spentCents", 0)),
+        "ordersByStatus": {
+            status: counters.get(f"status:{status}", 0) for status in ORDER_STATUSES
+        },
+        "lastOrderAt": (totals or {}).get("maxima", {}).get("lastOrderAt"),
     }
 
 
@@ -53,44 +42,39 @@ def days_between(first: date, last: date) -> list[date]:
 
 
 def sales_stats(
-    documents: Iterable[dict[str, Any]], first: date, last: date
+    totals: Iterable[dict[str, Any]], first: date, last: date
 ) -> dict[str, Any]:
-    """Daily figures, totals and top products from `sales` documents (one per order).
+    """Daily figures, totals and top products from the days' shard totals documents.
 
     A day counts every order placed on it; revenue and top products count the
-    orders not cancelled. Top products rank by revenue, then units, then id.
+    orders not cancelled. Top products rank by revenue, then units, then id; a
+    product shows the name of its most recent order line.
     """
     days = {
         day.isoformat(): {"orders": 0, "revenueCents": 0, "cancelled": 0}
         for day in days_between(first, last)
     }
     products: dict[str, dict[str, Any]] = {}
-    for doc in documents:
+    for doc in totals:
         day = days.get(doc["day"])
         if day is None:
             continue
-        day["orders"] += 1
-        if doc["status"] == "cancelled":
-            day["cancelled"] += 1
-            continue
-        day["revenueCents"] += int(doc["totalCents"])
-        for line in doc.get("lines", []):
+        counters = doc.get("counters", {})
+        day["orders"] += counters.get("orders", 0)
+        day["cancelled"] += counters.get("cancelled", 0)
+        day["revenueCents"] += counters.get("revenueCents", 0)
+        for name, value in counters.items():
+            kind, _, product_id = name.partition(":")
+            if kind not in ("units", "revenueCents") or not product_id:
+                continue
             product = products.setdefault(
-                line["productId"],
-                {
-                    "units": 0,
-                    "revenueCents": 0,
-                    "name": line["name"],
-                    "day": doc["day"],
-                },
+                product_id, {"units": 0, "revenueCents": 0, "label": ""}
             )
-            product["units"] += int(line["units"])
-            product["revenueCents"] += int(line["revenueCents"])
-            # Lines keep the name they were bought under: show the most recent one.
-            if doc["day"] > product["day"]:
-                product["name"], product["day"] = line["name"], doc["day"]
+            product[kind] += value
+            label = doc.get("labels", {}).get(name, "")
+            product["label"] = max(product["label"], label)
     ranked = sorted(
-        products.items(),
+        (item for item in products.items() if item[1]["units"]),
         key=lambda item: (-item[1]["revenueCents"], -item[1]["units"], item[0]),
     )
     return {
@@ -111,7 +95,8 @@ def sales_stats(
         "topProducts": [
             {
                 "productId": product_id,
-                "name": product["name"],
+                # "<placedAt>\t<name>": the most recent order line's name
+                "name": product["label"].partition("\t")[2],
                 "units": product["units"],
                 "revenue": from_cents(product["revenueCents"]),
             }
@@ -120,11 +105,10 @@ def sales_stats(
     }
 
 
-def product_sales(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """unitsSold and revenue from the aggregate rows of a product's counted contributions."""
-    units = revenue = 0
-    for row in rows:
-        # SUM over no documents is undefined in Cosmos, so a field may be missing.
-        units += int(row.get("units") or 0)
-        revenue += int(row.get("revenueCents") or 0)
-    return {"unitsSold": units, "revenue": from_cents(revenue)}
+def product_sales(totals: dict[str, Any] | None) -> dict[str, Any]:
+    """unitsSold and revenue from the product's totals document (None: nothing sold yet)."""
+    counters = (totals or {}).get("counters", {})
+    return {
+        "unitsSold": counters.get("units", 0),
+        "revenue": from_cents(counters.get("revenueCents", 0)),
+    }

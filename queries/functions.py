@@ -4,13 +4,13 @@ the partition is known, and one cross-partition query each for order search and 
 Cosmos requests per call (the local stand-in answers a cross-partition query in one;
 Azure adds a query-plan request and one request per physical partition):
 - GET orders/{id}: 1 point read (+1 per 50 ms re-read while waiting for minVersion).
-- GET customers/{id}: 1 point read + 1 query (per 1000 of the customer's orders).
+- GET customers/{id}: 2 point reads (the customer; their totals document).
 - GET customers/{id}/orders: 1 query page (+1 one-item peek when a full page has a
   continuation; +1 point read of the customer when the first page is empty).
 - GET orders?customerId=: 1 query page (+1 peek), +1 point read of the customer when q is given.
 - GET orders: 1 cross-partition TOP query.
-- GET products/{id}: 1 point read + 1 aggregate query.
-- GET stats/sales: 1 cross-partition query (per 1000 orders in the range).
+- GET products/{id}: 2 point reads (the product; its sales totals document).
+- GET stats/sales: 1 cross-partition query over the days' shard totals (8 per day).
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ from queries.reads import read_document, read_with_min_version
 from shared.cosmos import container
 from shared.errors import NotFound
 from shared.http import Request, Response, http_route
+from shared.read_model import AGGREGATE, AGGREGATE_ID
 
 bp = func.Blueprint()
 
 SINGLE = (400, 404)
 # Ids are server-generated UUIDs: anything else cannot exist (and never reaches Cosmos).
-_PLAUSIBLE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_PLAUSIBLE_ID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
 FETCH_ALL = 1000  # items per request when a query reads everything it matches
 
 
@@ -76,19 +79,14 @@ def document_route(path: str, name: str, summary: str, response: type, shape) ->
 
 
 def customer_detail(document: dict[str, Any]) -> dict[str, Any]:
-    """The customer document plus totals over all of the customer's order summaries."""
-    summaries = container("customer-orders").query_items(
-        "SELECT c.status, c.total, c.placedAt FROM c WHERE c.customerId = @customerId",
-        parameters=[{"name": "@customerId", "value": document["id"]}],
-        partition_key=document["id"],
-        max_item_count=FETCH_ALL,
-    )
+    """The customer document plus the totals the projection keeps beside their orders."""
+    totals = read_document("customer-orders", AGGREGATE_ID, document["id"])
     return {
         "id": document["id"],
         "name": document["name"],
         "email": document["email"],
         "creditLimit": document["creditLimit"],
-        **aggregates.customer_totals(summaries),
+        **aggregates.customer_totals(totals),
         "version": document["version"],
     }
 
@@ -186,24 +184,15 @@ def search_orders(request: Request) -> Response:
 
 
 def product_detail(document: dict[str, Any]) -> dict[str, Any]:
-    """The product document plus its sales, summed by Cosmos over its `product-sales` partition.
-
-    An aggregate query rather than fetch-and-sum: the contributions are integers
-    (units, cents), so Cosmos sums them exactly and only one row comes back.
-    """
-    rows = container("product-sales").query_items(
-        "SELECT SUM(c.units) AS units, SUM(c.revenueCents) AS revenueCents FROM c "
-        "WHERE c.productId = @productId AND c.counted = true",
-        parameters=[{"name": "@productId", "value": document["id"]}],
-        partition_key=document["id"],
-    )
+    """The product document plus the sales totals the projection keeps for it."""
+    totals = read_document("product-sales", AGGREGATE_ID, document["id"])
     return {
         "id": document["id"],
         "sku": document["sku"],
         "name": document["name"],
         "price": document["price"],
         "stock": document["stock"],
-        **aggregates.product_sales(rows),
+        **aggregates.product_sales(totals),
         "version": document["version"],
     }
 
@@ -231,10 +220,11 @@ document_route(
 def get_sales_stats(request: Request) -> Response:
     params = request.params
     first, last = getattr(params, "from"), params.to
-    documents = container("sales").query_items(
-        "SELECT c.day, c.status, c.totalCents, c.lines FROM c "
-        "WHERE c.day >= @from AND c.day <= @to",
+    documents = container("daily-sales").query_items(
+        "SELECT c.day, c.counters, c.labels FROM c "
+        "WHERE c.kind = @totals AND c.day >= @from AND c.day <= @to",
         parameters=[
+            {"name": "@totals", "value": AGGREGATE},
             {"name": "@from", "value": first.isoformat()},
             {"name": "@to", "value": last.isoformat()},
         ],

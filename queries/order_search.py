@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from queries import tokens
+from shared.read_model import CONTRIBUTION
 
 ORDERS = "orders"
 CUSTOMER_ORDERS = "customer-orders"
@@ -140,8 +141,12 @@ def customer_orders_query(
     conditions, parameters = _filters(
         status, min_total, max_total, placed_from, placed_to
     )
-    conditions.insert(0, "c.customerId = @customerId")
-    parameters.insert(0, {"name": "@customerId", "value": customer_id})
+    # The partition also holds the customer's totals document: only order summaries.
+    conditions[0:0] = ["c.customerId = @customerId", "c.kind = @kind"]
+    parameters[0:0] = [
+        {"name": "@customerId", "value": customer_id},
+        {"name": "@kind", "value": CONTRIBUTION},
+    ]
     if product_text is not None:
         conditions.append("CONTAINS(c.productSearch, @q)")
         parameters.append({"name": "@q", "value": product_text})

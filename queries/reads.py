@@ -1,7 +1,15 @@
-"""Point reads with read-your-writes: wait (bounded) for the read model to reach a version."""
+"""Point reads with read-your-writes: wait (bounded) for the read model to reach a version.
+
+A waiting request holds a worker thread, so waits are rationed: at most
+`MAX_WAITERS` requests of a process wait at once, re-reading with a growing
+back-off; beyond that a request answers at once with what the read model has
+and `X-Read-Model-Stale: true` (the client may retry), so waiting readers never
+starve the commands and queries that share the worker.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +20,10 @@ from shared.cosmos import container
 from shared.errors import NotFound
 from shared.http import Response
 
-POLL_SECONDS = 0.05
+FIRST_POLL_SECONDS = 0.02
+MAX_POLL_SECONDS = 0.25
+MAX_WAITERS = 2
+_waiters = threading.BoundedSemaphore(MAX_WAITERS)
 
 
 def read_document(
@@ -36,16 +47,27 @@ def read_with_min_version(
     """Read; if behind `min_version`, re-read until it catches up or `wait_ms` runs out."""
     deadline = time.monotonic() + wait_ms / 1000
     document = read()
-    while min_version is not None and (
-        document is None or document["version"] < min_version
-    ):
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(POLL_SECONDS)
-        document = read()
+    if _behind(document, min_version) and wait_ms and _waiters.acquire(blocking=False):
+        try:
+            pause = FIRST_POLL_SECONDS
+            while _behind(document, min_version) and time.monotonic() < deadline:
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, MAX_POLL_SECONDS)
+                document = read()
+        finally:
+            _waiters.release()
     if document is None:
-        raise NotFound(f"{what} does not exist (or is not projected yet).")
+        stale = {"X-Read-Model-Stale": "true"} if min_version is not None else {}
+        raise NotFound(
+            f"{what} does not exist (or is not projected yet).", headers=stale
+        )
     headers = {"ETag": f'"{document["version"]}"'}
     if min_version is not None and document["version"] < min_version:
         headers["X-Read-Model-Stale"] = "true"
     return Response(shape(document), headers=headers)
+
+
+def _behind(document: dict[str, Any] | None, min_version: int | None) -> bool:
+    return min_version is not None and (
+        document is None or document["version"] < min_version
+    )

@@ -4,32 +4,64 @@ An `Upsert` patches the document with a filter predicate on its guard field
 (412: already at this version or newer, nothing to do) and creates it when it
 does not exist (404 -> create; 409 on a concurrent create -> patch again). A
 first version tries the create first: one request on the common path.
+
+`Counted` contributions of one logical partition are applied together: one query
+reads the contributions and the aggregate, one transactional batch replaces what
+changed and the aggregate, each with its etag as precondition (a concurrent writer
+makes the batch fail whole; it is then read and planned again).
+
+`execute_all` runs the writes of a batch concurrently (bounded): one task per
+document, or per logical partition for contributions, then the fan-outs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
+    CosmosBatchOperationError,
     CosmosResourceExistsError,
     CosmosResourceNotFoundError,
 )
 
 from shared.cosmos import container_specs
 from shared.encoding import to_jsonable
-from sync.writes import FanOut, Upsert, Write, merge_snapshot
+from shared.read_model import AGGREGATE_ID
+from sync.writes import (
+    Counted,
+    FanOut,
+    Upsert,
+    Write,
+    aggregate_after,
+    merge_snapshot,
+    pending_changes,
+)
+
+MAX_BATCH_OPERATIONS = 100  # a Cosmos DB limit per transactional batch
+CONCURRENT_WRITES = 8
+CONTENTION_ATTEMPTS = 5
+# Statuses of a transactional batch that mean "someone else wrote first": read, plan again.
+RACED = frozenset({404, 409, 412})
+
+_pool = ThreadPoolExecutor(CONCURRENT_WRITES, thread_name_prefix="cosmos-write")
 
 MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
+
+
+def pk_field(container_name: str) -> str:
+    return container_specs()[container_name]["partitionKey"].lstrip("/").split("/")[0]
 
 
 def immutable_fields(container_name: str) -> frozenset[str]:
     """Top-level fields a patch must never touch: Cosmos DB refuses a patch of `id` or of
     the partition-key path (they are set once, when the document is created)."""
-    pk_path = container_specs()[container_name]["partitionKey"]
-    return frozenset({"id", pk_path.lstrip("/").split("/")[0]})
+    return frozenset({"id", pk_field(container_name)})
 
 
 def patch_operations(
@@ -54,13 +86,79 @@ class CosmosWriter:
 
     def __init__(self, containers: Callable[[str], ContainerProxy]) -> None:
         self._containers = containers
+        self._lock = threading.Lock()
         self.requests = 0
+
+    def _count(self, requests: int = 1) -> None:
+        with self._lock:
+            self.requests += requests
 
     def execute(self, write: Write) -> None:
         if isinstance(write, FanOut):
             self._fan_out(write)
+        elif isinstance(write, Counted):
+            self._contributions([write])
         else:
             self._upsert(write)
+
+    def execute_all(
+        self, writes: Sequence[Write]
+    ) -> list[tuple[list[Write], BaseException | None]]:
+        """Run collapsed writes concurrently; per group of writes, the error it met (or None).
+
+        Contributions are grouped by logical partition (one read and one batch each);
+        other writes each touch one document. Fan-outs run last, after every document
+        this batch creates exists."""
+        groups: dict[tuple, list[Write]] = defaultdict(list)
+        fan_outs: list[Write] = []
+        for write in writes:
+            if isinstance(write, FanOut):
+                fan_outs.append(write)
+            elif isinstance(write, Counted):
+                groups[(write.container, write.partition_key)].append(write)
+            else:
+                groups[write.key].append(write)
+        snapshots = self._snapshots([w for w in writes if isinstance(w, Upsert)])
+        outcomes = list(
+            _pool.map(lambda g: self._run_group(g, snapshots), groups.values())
+        )
+        for write in fan_outs:
+            outcomes.append(self._run_group([write], snapshots))
+        return outcomes
+
+    def _run_group(
+        self, group: list[Write], snapshots: dict[str, dict[str, Any] | None]
+    ) -> tuple[list[Write], BaseException | None]:
+        try:
+            first = group[0]
+            if isinstance(first, Counted):
+                self._contributions(group)  # type: ignore[arg-type]
+            elif isinstance(first, Upsert):
+                self._upsert(first, snapshots)
+            else:
+                self.execute(first)
+            return group, None
+        except Exception as exc:  # noqa: BLE001 - reported per group to the runner
+            return group, exc
+
+    def _snapshots(self, upserts: list[Upsert]) -> dict[str, dict[str, Any] | None]:
+        """Stored snapshots every first version of this batch may need, in one query per
+        container (instead of one read before each create)."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for write in upserts:
+            if write.snapshot_of and write.version == 1:
+                wanted[write.snapshot_of[0]].add(write.snapshot_of[1])
+        found: dict[str, dict[str, Any] | None] = {}
+        for name, ids in wanted.items():
+            self._count()
+            found |= dict.fromkeys(ids)
+            for doc in self._containers(name).query_items(
+                f"SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.{pk_field(name)})",
+                parameters=[{"name": "@ids", "value": sorted(ids)}],
+                enable_cross_partition_query=True,
+            ):
+                found[doc["id"]] = doc
+        return found
 
     def _guarded_patch(
         self,
@@ -76,7 +174,7 @@ class CosmosWriter:
         condition = f"(NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)})"
         if requires_at_least is not None:
             condition += f" AND c.{guard} >= {int(requires_at_least)}"
-        self.requests += 1
+        self._count()
         try:
             self._containers(name).patch_item(
                 item=doc_id,
@@ -88,25 +186,39 @@ class CosmosWriter:
         except CosmosAccessConditionFailedError:
             return False  # already at this version or newer: a repeat or a stale event
 
-    def _create(self, container: ContainerProxy, write: Upsert) -> bool:
+    def _create(
+        self,
+        container: ContainerProxy,
+        write: Upsert,
+        snapshots: dict[str, dict[str, Any] | None] | None = None,
+    ) -> bool:
         snapshot = None
         if write.snapshot_of:
             name, doc_id, pk = write.snapshot_of
-            self.requests += 1
-            try:
-                snapshot = self._containers(name).read_item(doc_id, partition_key=pk)
-            except CosmosResourceNotFoundError:
-                snapshot = None
-        self.requests += 1
+            if snapshots is not None and doc_id in snapshots:
+                snapshot = snapshots[doc_id]
+            else:
+                self._count()
+                try:
+                    snapshot = self._containers(name).read_item(
+                        doc_id, partition_key=pk
+                    )
+                except CosmosResourceNotFoundError:
+                    snapshot = None
+        self._count()
         try:
             container.create_item(to_jsonable(merge_snapshot(write, snapshot)))
             return True
         except CosmosResourceExistsError:
             return False
 
-    def _upsert(self, write: Upsert) -> None:
+    def _upsert(
+        self,
+        write: Upsert,
+        snapshots: dict[str, dict[str, Any] | None] | None = None,
+    ) -> None:
         container = self._containers(write.container)
-        if write.version == 1 and self._create(container, write):
+        if write.version == 1 and self._create(container, write, snapshots):
             return
         for _ in range(3):
             try:
@@ -121,7 +233,7 @@ class CosmosWriter:
                 )
                 return
             except CosmosResourceNotFoundError:
-                if self._create(container, write):
+                if self._create(container, write, snapshots):
                     return
         raise RuntimeError(
             f"could not write {write.container}/{write.id}: it keeps appearing and vanishing"
@@ -129,12 +241,16 @@ class CosmosWriter:
 
     def _fan_out(self, write: FanOut) -> None:
         container = self._containers(write.container)
-        pk_field = container_specs()[write.container]["partitionKey"].lstrip("/")
-        self.requests += 1
+        self._count()
+        # Only the documents that still hold an older version need the change.
         rows = list(
             container.query_items(
-                f"SELECT c.id, c.{pk_field} AS pk FROM c WHERE c.{write.match_field} = @value",
-                parameters=[{"name": "@value", "value": write.match_value}],
+                f"SELECT c.id, c.{pk_field(write.container)} AS pk FROM c "
+                f"WHERE c.{write.match_field} = @value AND c.{write.guard} < @version",
+                parameters=[
+                    {"name": "@value", "value": write.match_value},
+                    {"name": "@version", "value": write.version},
+                ],
                 enable_cross_partition_query=True,
             )
         )
@@ -150,3 +266,63 @@ class CosmosWriter:
                 )
             except CosmosResourceNotFoundError:
                 continue  # deleted meanwhile (a rebuild): nothing to update
+
+    def _contributions(self, writes: list[Counted]) -> None:
+        """Apply contributions of one logical partition with their aggregate, atomically."""
+        # One batch holds at most 100 operations: the aggregate plus 99 contributions.
+        step = MAX_BATCH_OPERATIONS - 1
+        for start in range(0, len(writes), step):
+            self._contribution_batch(writes[start : start + step])
+
+    def _contribution_batch(self, writes: list[Counted]) -> None:
+        name, pk = writes[0].container, writes[0].partition_key
+        field = pk_field(name)
+        container = self._containers(name)
+        ids = sorted({w.id for w in writes} | {AGGREGATE_ID})
+        for _ in range(CONTENTION_ATTEMPTS):
+            self._count()
+            stored = {
+                doc["id"]: doc
+                for doc in container.query_items(
+                    f"SELECT * FROM c WHERE c.{field} = @pk AND ARRAY_CONTAINS(@ids, c.id)",
+                    parameters=[
+                        {"name": "@pk", "value": pk},
+                        {"name": "@ids", "value": ids},
+                    ],
+                    partition_key=pk,
+                )
+            }
+            changes = pending_changes(stored, writes)
+            if not changes:
+                return  # every contribution already at its version or newer
+            aggregate = stored.get(AGGREGATE_ID)
+            operations = [
+                _replace_or_create(old, new.document()) for old, new in changes
+            ]
+            operations.append(
+                _replace_or_create(
+                    aggregate, aggregate_after(aggregate, changes, field, pk)
+                )
+            )
+            self._count()
+            try:
+                container.execute_item_batch(operations, partition_key=pk)
+                return
+            except CosmosBatchOperationError as exc:
+                if exc.error_index is None or exc.status_code not in RACED:
+                    raise
+                # A concurrent writer (a replayed batch, the catch-up) got there first.
+        raise RuntimeError(
+            f"could not update the aggregate of {name}/{pk}: "
+            f"{CONTENTION_ATTEMPTS} concurrent writers in a row"
+        )
+
+
+def _replace_or_create(
+    stored: dict[str, Any] | None, document: dict[str, Any]
+) -> tuple[Any, ...]:
+    """A batch operation: create, or replace only if the stored etag is unchanged."""
+    body = to_jsonable(document)
+    if stored is None:
+        return ("create", (body,))
+    return ("replace", (document["id"], body), {"if_match_etag": stored["_etag"]})

@@ -1,17 +1,21 @@
 """Customer view projection: the customer document and the customer's order summaries. Pure.
 
 `customers` (partition /id) holds name, email and credit limit; `customer-orders`
-(partition /customerId) holds one summary per order, so the customer's order
-list and totals are single-partition reads. Totals are computed from the
-summaries at query time: each summary is a per-order contribution guarded by
-the order's version, so they are exact under redelivery by construction.
+(partition /customerId) holds one summary per order and the customer's totals
+document beside them. Each summary is a contribution to the totals (order count,
+count per status, open orders, amount spent, last order time), changed together
+with them in one transactional batch, so the totals are exact under redelivery
+and a customer read is two point reads whatever the history.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.events import Event
+from shared.money import to_cents
 from sync.order_detail import CUSTOMER_EVENTS, ORDER_EVENTS, metadata, product_search
-from sync.writes import Upsert, Write
+from sync.writes import Counted, Upsert, Write
 
 NAME = "customer-view"
 CUSTOMERS = "customers"
@@ -40,10 +44,10 @@ def plan(event: Event) -> list[Write]:
     if event.event_type in ORDER_EVENTS:
         o = event.data["order"]
         return [
-            Upsert(
+            Counted(
                 CUSTOMER_ORDERS,
-                o["id"],
                 o["customerId"],
+                o["id"],
                 guard="version",
                 version=o["version"],
                 fields={
@@ -55,6 +59,21 @@ def plan(event: Event) -> list[Write]:
                     "productSearch": product_search(o),
                     "metadata": metadata(event),
                 },
+                counts=order_counts(o["status"], o["total"]),
+                maxima={"lastOrderAt": o["placedAt"]},
             )
         ]
     return []
+
+
+OPEN_STATUSES = frozenset({"placed", "shipped"})
+
+
+def order_counts(status: str, total: Any) -> dict[str, int]:
+    """What one order adds to its customer's totals."""
+    return {
+        "orders": 1,
+        f"status:{status}": 1,
+        "open": int(status in OPEN_STATUSES),
+        "spentCents": 0 if status == "cancelled" else to_cents(total),
+    }

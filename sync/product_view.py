@@ -3,8 +3,9 @@
 `products` (partition /id) follows product events (each carries the product's
 whole state, stock included). `product-sales` (partition /productId) holds one
 contribution per (product, order) — units and revenue in cents, counted unless
-the order is cancelled — guarded by the order's version; unitsSold and revenue
-are their sums, exact under redelivery and reordering.
+the order is cancelled — guarded by the order's version, and the product's totals
+document (unitsSold, revenue) changed with them in one transactional batch: exact
+under redelivery and reordering, and a product read is two point reads.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from shared.events import Event
 from shared.money import to_cents
 from sync.order_detail import ORDER_EVENTS, metadata
-from sync.writes import Upsert, Write
+from sync.writes import Counted, Upsert, Write
 
 NAME = "product-view"
 PRODUCTS = "products"
@@ -30,20 +31,22 @@ PRODUCT_EVENTS = frozenset(
 
 def _contribution(
     order: dict, product_id: str, units: int, revenue_cents: int
-) -> Upsert:
-    return Upsert(
+) -> Counted:
+    counted = order["status"] != "cancelled" and units > 0
+    return Counted(
         PRODUCT_SALES,
-        order["id"],
         product_id,
+        order["id"],
         guard="orderVersion",
         version=order["version"],
         fields={
             "productId": product_id,
             "units": units,
             "revenueCents": revenue_cents,
-            "counted": order["status"] != "cancelled" and units > 0,
+            "counted": counted,
             "placedAt": order["placedAt"],
         },
+        counts={"units": units, "revenueCents": revenue_cents} if counted else {},
     )
 
 

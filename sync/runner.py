@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from azure.cosmos.exceptions import CosmosHttpResponseError
+from azure.core.exceptions import HttpResponseError
 
 from shared.events import Event
 from sync import unknown_events
@@ -65,6 +65,12 @@ class Writer(Protocol):
 
     def execute(self, write: Write) -> None: ...
 
+    def execute_all(
+        self, writes: Sequence[Write]
+    ) -> list[tuple[list[Write], BaseException | None]]:
+        """Carry out collapsed writes; per group of writes, the error it met or None."""
+        ...
+
 
 class DeadLetters(Protocol):
     def put(
@@ -75,7 +81,7 @@ class DeadLetters(Protocol):
 def is_poison(exc: BaseException) -> bool:
     """Errors no retry can fix (the event, or the write it leads to, is wrong). Anything
     else (throttling, timeouts, an identity hiccup, an outage) is retried while attempts last."""
-    if isinstance(exc, CosmosHttpResponseError):
+    if isinstance(exc, HttpResponseError):  # Cosmos DB's, a transactional batch's too
         return exc.status_code in POISON_STATUS
     return isinstance(exc, ValueError | TypeError | KeyError)
 
@@ -190,34 +196,34 @@ def process(
         for write in writes:
             sources[write.key].append((delivery, event))
         planned.extend(writes)
-    for write in collapse(planned):
-        try:
-            writer.execute(write)
-            result.writes += 1
-        except Exception as exc:
-            if not is_poison(exc):
-                if not final_attempt:
-                    raise  # the retry policy runs the batch again; applied writes are no-ops then
-                # Out of retries but not the event's fault: stop here and keep the rest
-                # retryable (the position stays behind; the catch-up pass re-drives it).
-                log.error(
-                    "%s: write to %s/%s still failing on the last attempt (%s: %s); "
-                    "%d event(s) kept for the catch-up pass",
-                    projection,
-                    write.container,
-                    getattr(write, "id", "*"),
-                    type(exc).__name__,
-                    exc,
-                    len(deliveries),
-                )
-                result.unapplied += len(deliveries)
-                break
-            log.exception(
-                "%s: write to %s/%s refused; dead-lettering its events",
+    for group, exc in writer.execute_all(collapse(planned)):
+        if exc is None:
+            result.writes += len(group)
+            continue
+        where = f"{group[0].container}/{getattr(group[0], 'id', '*')}"
+        if not is_poison(exc):
+            if not final_attempt:
+                raise exc  # the retry policy runs the batch again; applied writes are no-ops then
+            # Out of retries but not the event's fault: keep the batch retryable (the
+            # position stays behind; the catch-up pass re-drives it).
+            log.error(
+                "%s: write to %s still failing on the last attempt (%s: %s); "
+                "%d event(s) kept for the catch-up pass",
                 projection,
-                write.container,
-                getattr(write, "id", "*"),
+                where,
+                type(exc).__name__,
+                exc,
+                len(deliveries),
             )
+            result.unapplied = len(deliveries)
+            continue
+        log.error(
+            "%s: write to %s refused; dead-lettering its events",
+            projection,
+            where,
+            exc_info=exc,
+        )
+        for write in group:
             for delivery, event in sources[write.key]:
                 if not park(
                     dead_letters,

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.read_model import AGGREGATE, AGGREGATE_ID, CONTRIBUTION
+
 
 @dataclass(frozen=True)
 class Upsert:
@@ -69,14 +71,109 @@ class FanOut:
         return (self.container, self.match_field, self.match_value, self.guard)
 
 
-Write = Upsert | FanOut
+@dataclass(frozen=True)
+class Counted:
+    """A per-source contribution to an aggregate kept in the same logical partition.
+
+    The contribution document `id` (guarded by `guard` < `version`) records what it
+    adds to the partition's aggregate document (`AGGREGATE_ID`): `counts` (integers,
+    summed), `maxima` (values that only grow, such as a last order time: the aggregate
+    keeps the largest) and `labels` (text describing a counter, such as a product's
+    name: the aggregate keeps the largest while that counter is not zero, so the
+    result does not depend on delivery order). `aggregate_fields` are set on the
+    aggregate as they are (e.g. its day). Replacing a contribution and adjusting the
+    aggregate by the difference happen in ONE transactional batch with etag
+    preconditions, so a repeated, stale or concurrent event never counts twice.
+    """
+
+    container: str
+    partition_key: str
+    id: str
+    guard: str
+    version: int
+    fields: dict[str, Any]
+    counts: dict[str, int]
+    maxima: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    aggregate_fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.container, self.partition_key, self.id, self.guard)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **self.fields,
+            self.guard: self.version,
+            "kind": CONTRIBUTION,
+            "counts": self.counts,
+            "maxima": self.maxima,
+            "labels": self.labels,
+        }
+
+
+def aggregate_after(
+    aggregate: dict[str, Any] | None,
+    changes: list[tuple[dict[str, Any] | None, Counted]],
+    pk_field: str,
+    partition_key: str,
+) -> dict[str, Any]:
+    """The aggregate document once each (old contribution or None, new one) is applied."""
+    counters = dict((aggregate or {}).get("counters", {}))
+    maxima = dict((aggregate or {}).get("maxima", {}))
+    labels = dict((aggregate or {}).get("labels", {}))
+    for old, new in changes:
+        before = (old or {}).get("counts", {})
+        for name in before.keys() | new.counts.keys():
+            counters[name] = (
+                counters.get(name, 0) + new.counts.get(name, 0) - before.get(name, 0)
+            )
+            if counters[name] == 0:
+                del counters[name]
+        for source, into in ((new.maxima, maxima), (new.labels, labels)):
+            for name, value in source.items():
+                if name not in into or value > into[name]:
+                    into[name] = value
+    labels = {name: text for name, text in labels.items() if counters.get(name)}
+    fields = changes[-1][1].aggregate_fields if changes else {}
+    return {
+        **{k: v for k, v in (aggregate or {}).items() if not k.startswith("_")},
+        **fields,
+        "id": AGGREGATE_ID,
+        pk_field: partition_key,
+        "kind": AGGREGATE,
+        "counters": counters,
+        "maxima": maxima,
+        "labels": labels,
+    }
+
+
+def pending_changes(
+    current: dict[str, dict[str, Any]], writes: Iterable[Counted]
+) -> list[tuple[dict[str, Any] | None, Counted]]:
+    """The writes that change something: (stored contribution or None, write), newest first
+    per contribution; a write whose contribution is at its version or newer is a no-op."""
+    newest: dict[str, Counted] = {}
+    for write in writes:
+        if write.id not in newest or write.version > newest[write.id].version:
+            newest[write.id] = write
+    changes = []
+    for write in newest.values():
+        stored = current.get(write.id)
+        if stored is None or stored.get(write.guard, -1) < write.version:
+            changes.append((stored, write))
+    return changes
+
+
+Write = Upsert | FanOut | Counted
 
 
 def collapse(writes: Iterable[Write]) -> list[Write]:
     """Keep, per document part, only the newest write: a batch becomes one write per document.
 
-    Upserts come before fan-outs, so a document created in this batch is reached
-    by a fan-out of the same batch.
+    Upserts and contributions come before fan-outs, so a document created in this
+    batch is reached by a fan-out of the same batch.
     """
     newest: dict[tuple, Write] = {}
     for write in writes:

@@ -8,9 +8,19 @@ writer is tested against the local Cosmos server separately (test_cosmos_writer)
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
-from sync.writes import FanOut, Write, merge_snapshot
+from shared.cosmos import container_specs
+from shared.read_model import AGGREGATE_ID
+from sync.writes import (
+    Counted,
+    FanOut,
+    Write,
+    aggregate_after,
+    merge_snapshot,
+    pending_changes,
+)
 
 
 class MemoryStore:
@@ -18,8 +28,23 @@ class MemoryStore:
         self.docs: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests = 0
 
+    def execute_all(
+        self, writes: Sequence[Write]
+    ) -> list[tuple[list[Write], BaseException | None]]:
+        outcomes: list[tuple[list[Write], BaseException | None]] = []
+        for write in writes:
+            try:
+                self.execute(write)
+                outcomes.append(([write], None))
+            except Exception as exc:  # noqa: BLE001 - reported per write, as the writer does
+                outcomes.append(([write], exc))
+        return outcomes
+
     def execute(self, write: Write) -> None:
         self.requests += 1
+        if isinstance(write, Counted):
+            self._contribute(write)
+            return
         if isinstance(write, FanOut):
             for (container, _, _), doc in self.docs.items():
                 if (
@@ -41,6 +66,25 @@ class MemoryStore:
             and doc[write.guard] >= write.requires_at_least
         ):
             self._guarded_set(doc, write.guard, write.version, write.fields)
+
+    def _contribute(self, write: Counted) -> None:
+        """A contribution and its aggregate, changed together (a transactional batch)."""
+        field = container_specs()[write.container]["partitionKey"].lstrip("/")
+        stored = {
+            doc_id: doc
+            for (container, pk, doc_id), doc in self.docs.items()
+            if container == write.container and pk == write.partition_key
+        }
+        changes = pending_changes(stored, [write])
+        if not changes:
+            return
+        aggregate = aggregate_after(
+            stored.get(AGGREGATE_ID), changes, field, write.partition_key
+        )
+        for _, new in changes:
+            key = (write.container, write.partition_key, new.id)
+            self.docs[key] = copy.deepcopy(new.document())
+        self.docs[(write.container, write.partition_key, AGGREGATE_ID)] = aggregate
 
     @staticmethod
     def _guarded_set(doc: dict, guard: str, version: int, fields: dict) -> None:

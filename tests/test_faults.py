@@ -251,10 +251,14 @@ def test_killing_cosmos_mid_burst_heals_with_no_operator_step(
             target=burst, args=(api, rng, customers, products, orders, 294)
         )
         sender.start()
-        time.sleep(1.5)  # mid-burst
+        while len(orders) < 20 and sender.is_alive():
+            time.sleep(0.01)  # mid-burst
         cosmos = fault_stack.service("cosmos")
         cosmos.kill()
         sender.join()
+        deadline = time.monotonic() + 30
+        while not cosmos.running and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert cosmos.running, "the supervisor did not restart the Cosmos stand-in"
         state = assert_converges(fault_sql, fault_cosmos, timeout=HEAL_SECONDS)
     assert len(orders) > 60 and len(state["orders"]) >= len(orders)

@@ -6,6 +6,7 @@ import ast
 import base64
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,11 @@ from queries import aggregates, models, order_search, paging, tokens
 from shared import config
 from shared.errors import ValidationFailed
 from shared.http import parse_query
+from shared.money import from_cents
+from shared.read_model import AGGREGATE_ID
+from sync import customer_view, sales_stats
+from sync.writes import Counted
+from tests.memory_store import MemoryStore
 
 QUERIES = Path(__file__).resolve().parent.parent / "queries"
 FORBIDDEN = (
@@ -323,7 +329,8 @@ def test_customer_queries_name_their_partition_in_the_where_clause():
     assert query.partition_key == "c-1" and query.container == "customer-orders"
     assert query.sql().startswith(
         "SELECT c.id, c.status, c.itemCount, c.total, c.placedAt, c.version FROM c "
-        "WHERE c.customerId = @customerId AND c.status = @status AND CONTAINS(c.productSearch, @q) "
+        "WHERE c.customerId = @customerId AND c.kind = @kind AND c.status = @status "
+        "AND CONTAINS(c.productSearch, @q) "
         "ORDER BY c.status ASC, c.placedAt DESC, c.id DESC"
     )
     assert "customerSearch" not in query.sql()  # summaries carry no customer name
@@ -403,34 +410,52 @@ def test_a_whole_second_has_the_same_width_on_both_sides():
 # --- aggregation -------------------------------------------------------------------------
 
 
-def test_customer_totals_from_summaries():
-    summaries = [
-        {"status": "placed", "total": 10.1, "placedAt": "2026-11-02T10:00:00.000000Z"},
-        {"status": "shipped", "total": 20.2, "placedAt": "2026-11-03T10:00:00.000000Z"},
-        {
-            "status": "delivered",
-            "total": 0.3,
-            "placedAt": "2026-11-01T10:00:00.000000Z",
-        },
-        {
-            "status": "cancelled",
-            "total": 99.99,
-            "placedAt": "2026-11-04T10:00:00.000000Z",
-        },
-        {"status": "placed", "total": 0.1, "placedAt": "2026-10-01T10:00:00.000000Z"},
-    ]
-    totals = aggregates.customer_totals(summaries)
-    assert totals == {
+def _totals(writes: list[Counted]) -> list[dict[str, Any]]:
+    """The totals documents the projections keep for these contributions."""
+    store = MemoryStore()
+    for write in writes:
+        store.execute(write)
+    return [doc for (_, _, doc_id), doc in store.docs.items() if doc_id == AGGREGATE_ID]
+
+
+def _summary(number: int, status: str, total: str, placed_at: str) -> Counted:
+    return Counted(
+        "customer-orders",
+        "c1",
+        f"o{number}",
+        guard="version",
+        version=1,
+        fields={"customerId": "c1", "status": status, "total": Decimal(total)},
+        counts=customer_view.order_counts(status, Decimal(total)),
+        maxima={"lastOrderAt": placed_at},
+    )
+
+
+def test_customer_totals_are_kept_by_the_projection():
+    [totals] = _totals(
+        [
+            _summary(1, "placed", "10.1", "2026-11-02T10:00:00.000000Z"),
+            _summary(2, "shipped", "20.2", "2026-11-03T10:00:00.000000Z"),
+            _summary(3, "delivered", "0.3", "2026-11-01T10:00:00.000000Z"),
+            _summary(4, "cancelled", "99.99", "2026-11-04T10:00:00.000000Z"),
+            _summary(5, "placed", "0.1", "2026-10-01T10:00:00.000000Z"),
+            # order 1 shipped later: its contribution is replaced, not added again
+            replace(
+                _summary(1, "shipped", "10.1", "2026-11-02T10:00:00.000000Z"), version=2
+            ),
+        ]
+    )
+    assert aggregates.customer_totals(totals) == {
         "orderCount": 5,
         "openOrderCount": 3,
         "totalSpent": Decimal("30.70"),  # exact: 10.1 + 20.2 + 0.3 + 0.1 in cents
-        "ordersByStatus": {"placed": 2, "shipped": 1, "delivered": 1, "cancelled": 1},
+        "ordersByStatus": {"placed": 1, "shipped": 2, "delivered": 1, "cancelled": 1},
         "lastOrderAt": "2026-11-04T10:00:00.000000Z",
     }
 
 
 def test_a_customer_without_orders():
-    assert aggregates.customer_totals([]) == {
+    assert aggregates.customer_totals(None) == {
         "orderCount": 0,
         "openOrderCount": 0,
         "totalSpent": Decimal("0.00"),
@@ -439,16 +464,33 @@ def test_a_customer_without_orders():
     }
 
 
-def _sale(day: str, status: str, *lines: tuple[str, str, int, int]) -> dict[str, Any]:
-    return {
-        "day": day,
+_orders = iter(range(10**6))
+
+
+def _sale(day: str, status: str, *lines: tuple[str, str, int, int]) -> Counted:
+    """An order's contribution to its day, as the sales-stats projection plans it."""
+    order = {
+        "id": f"o{next(_orders)}",
         "status": status,
-        "totalCents": sum(line[3] for line in lines),
-        "lines": [
-            {"productId": p, "name": n, "units": u, "revenueCents": c}
+        "placedAt": f"{day}T12:00:00.000000Z",
+        "total": from_cents(sum(line[3] for line in lines)),
+        "items": [
+            {"productId": p, "name": n, "quantity": u, "lineTotal": from_cents(c)}
             for p, n, u, c in lines
         ],
     }
+    counts, labels = sales_stats.sales_counts(order)
+    return Counted(
+        "daily-sales",
+        sales_stats.day_shard(day, sales_stats.shard_of(order["id"])),
+        order["id"],
+        guard="version",
+        version=1,
+        fields={"day": day},
+        counts=counts,
+        labels=labels,
+        aggregate_fields={"day": day},
+    )
 
 
 def test_sales_stats_cover_every_day_and_count_only_live_revenue():
@@ -466,7 +508,9 @@ def test_sales_stats_cover_every_day_and_count_only_live_revenue():
         _sale("2026-11-03", "shipped", ("p2", "Gadget", 1, 1)),
         _sale("2026-10-31", "placed", ("p9", "Outside", 1, 100000)),  # not in the range
     ]
-    stats = aggregates.sales_stats(documents, date(2026, 11, 1), date(2026, 11, 4))
+    stats = aggregates.sales_stats(
+        _totals(documents), date(2026, 11, 1), date(2026, 11, 4)
+    )
     assert stats["days"] == [
         {
             "date": "2026-11-01",
@@ -504,24 +548,24 @@ def test_top_products_rank_by_revenue_then_units_and_keep_ten():
             *[(f"p{i:02d}", f"P{i}", i % 3 + 1, 1000) for i in range(12)],
         )
     ]
-    top = aggregates.sales_stats(documents, date(2026, 11, 1), date(2026, 11, 1))[
-        "topProducts"
-    ]
+    top = aggregates.sales_stats(
+        _totals(documents), date(2026, 11, 1), date(2026, 11, 1)
+    )["topProducts"]
     assert len(top) == 10
     assert [p["units"] for p in top] == [3, 3, 3, 3, 2, 2, 2, 2, 1, 1]
     assert [p["productId"] for p in top[:4]] == ["p02", "p05", "p08", "p11"]
 
 
-def test_product_sales_sums():
-    assert aggregates.product_sales([{"units": 6, "revenueCents": 7500}]) == {
+def test_product_sales_from_the_totals_document():
+    totals = {"counters": {"units": 6, "revenueCents": 7500}}
+    assert aggregates.product_sales(totals) == {
         "unitsSold": 6,
         "revenue": Decimal("75.00"),
     }
-    assert aggregates.product_sales([{}]) == {
+    assert aggregates.product_sales(None) == {
         "unitsSold": 0,
         "revenue": Decimal("0.00"),
     }
-    assert aggregates.product_sales([]) == {"unitsSold": 0, "revenue": Decimal("0.00")}
 
 
 # --- paging against a fake container -------------------------------------------------
@@ -705,10 +749,47 @@ def test_only_what_queries_filter_or_sort_on_is_indexed():
         for name in re.findall(pattern, text)
     }
     containers = config.topology()["cosmos"]["containers"]
+    # Named through variables: each partition key (`c.{field} = @pk`) and the rename
+    # fan-out's guard (`c.{write.guard} < @version`).
+    used |= {c["partitionKey"] for c in containers} | {"/customerVersion"}
     indexed = set().union(*(_indexed(c) for c in containers))
     for container in containers:
         assert container["indexingPolicy"]["excludedPaths"] == [{"path": "/*"}]
     # Filter-predicate fields (patch guards) are evaluated on the document, not the index.
-    guards = {"/version", "/customerVersion", "/sequenceNumber"}
+    guards = {"/version", "/sequenceNumber"}
     assert used - guards <= indexed, sorted(used - guards - indexed)
     assert indexed <= used, sorted(indexed - used)
+
+
+def test_read_your_writes_waiters_are_capped_and_the_rest_answer_stale_at_once():
+    import threading
+
+    from queries import reads
+
+    reads_by: dict[str, int] = {}
+    waiting = threading.Barrier(reads.MAX_WAITERS + 1)
+
+    def reader(name: str):
+        def read():
+            reads_by[name] = reads_by.get(name, 0) + 1
+            if reads_by[name] == 2:
+                waiting.wait(timeout=5)  # this waiter is inside its wait loop
+            return {"version": 1}
+
+        return read
+
+    def wait(name: str):
+        return reads.read_with_min_version(reader(name), 2, 1500, name, dict)
+
+    threads = [
+        threading.Thread(target=wait, args=(f"w{i}",)) for i in range(reads.MAX_WAITERS)
+    ]
+    for thread in threads:
+        thread.start()
+    waiting.wait(timeout=5)  # every permitted waiter holds its permit now
+    response = wait("late")
+    assert reads_by["late"] == 1  # no waiting: one read, answered as it stands
+    assert response.headers["X-Read-Model-Stale"] == "true"
+    for thread in threads:
+        thread.join()
+    assert all(reads_by[f"w{i}"] > 2 for i in range(reads.MAX_WAITERS))
