@@ -13,8 +13,9 @@ PY_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PORT ?= 7071
 PYTEST_ARGS ?=
+FUZZ_EXAMPLES ?= 200
 
-.PHONY: help deps run test lint clean openapi infra-check rebuild redrive bench
+.PHONY: help deps run test lint clean openapi infra-check rebuild redrive bench fuzz
 
 help: ## list the targets
 	@echo "Targets:"
@@ -42,14 +43,17 @@ run: deps ## start Azurite, the Cosmos stand-in and the dev host (PORT=7071); Ct
 test: deps ## run the tests; options via PYTEST_ARGS="-x -k cosmos"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+fuzz: deps ## schemathesis over every operation on its own stack (FUZZ_EXAMPLES=200 per operation)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+
 lint: $(PY_STAMP) ## ruff check
 	$(PY) -m ruff check .
 
 clean: ## remove local state (.local: logs, SQLite files)
 	rm -rf .local
 
-openapi: $(PY_STAMP) ## regenerate infra/openapi.json (what API Management imports) from the code
-	$(PY) -m shared.openapi > infra/openapi.json
+openapi: $(PY_STAMP) ## regenerate infra/openapi.json (the OpenAPI 3.0 rendering API Management imports)
+	$(PY) -m shared.openapi --version 3.0 > infra/openapi.json
 
 infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, drift against the code)
 	$(PY) -m pytest tests/test_infra.py $(PYTEST_ARGS)
