@@ -25,7 +25,6 @@ INSERT_EVENT = Sql(
     sqlite="INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version,"
     " partition_key, payload, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
 )
-SELECT_BY_POSITION = "SELECT position, payload FROM outbox WHERE position IN ({}) AND sent_at IS NULL ORDER BY position"
 SELECT_UNSENT = Sql(
     tsql="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at < ?"
     " ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
@@ -76,9 +75,14 @@ def _placeholders(count: int) -> str:
 def _publish_rows(
     db: Database, publisher: EventPublisher, rows: Sequence[tuple]
 ) -> int:
-    if not rows:
-        return 0
     events = _events(rows)
+    _publish(db, publisher, events)
+    return len(events)
+
+
+def _publish(db: Database, publisher: EventPublisher, events: Sequence[Event]) -> None:
+    if not events:
+        return
     publisher.publish(events)
     positions = [e.position for e in events]
     # Marked sent only after the transport accepted them: a crash in between means
@@ -89,28 +93,22 @@ def _publish_rows(
             [db_time(utcnow()), *positions],
         )
     )
-    return len(events)
 
 
 def publish_pending(
     db: Database, publisher: EventPublisher, events: Sequence[Event]
 ) -> bool:
-    """Publish what a command just committed. False (and logged) when the transport failed."""
-    positions = [e.position for e in events]
-    if not positions:
-        return True
+    """Publish what a command just committed. False (and logged) when the transport failed.
+
+    The events are sent as the command holds them (with the positions `record` gave
+    them), not read back: one statement after the commit, to mark them sent."""
     try:
-        rows = db.run(
-            lambda tx: tx.all(
-                SELECT_BY_POSITION.format(_placeholders(len(positions))), positions
-            )
-        )
-        _publish_rows(db, publisher, rows)
+        _publish(db, publisher, events)
         return True
     except Exception:
         log.exception(
             "publishing %d event(s) failed; the outbox relay will publish them",
-            len(positions),
+            len(events),
         )
         return False
 
