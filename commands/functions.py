@@ -63,7 +63,7 @@ def _snake(name: str) -> str:
 
 
 # fmt: off
-# The command routes of the contract (../shared/API.md), one per line.
+# The command routes of the contract (docs/api.md), one per line.
 command("POST",   "customers",                            handlers.register_customer,       models.RegisterCustomer, models.Accepted,      "Register a customer")
 command("PATCH",  "customers/{customerId}",               handlers.change_customer,         models.ChangeCustomer,   models.Accepted,      "Change a customer's name, email or credit limit")
 command("POST",   "products",                             handlers.create_product,          models.CreateProduct,    models.Accepted,      "Add a product to the catalog")

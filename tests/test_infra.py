@@ -1,6 +1,6 @@
 """Offline checks of infra/ (Bicep), the azd and Docker files, against the code.
 
-No Bicep compiler can run here, so the Bicep is checked by what can run offline:
+The Bicep is checked without the Bicep compiler or Azure, by what runs offline:
 - two real parsers (tree-sitter-bicep, and pycep, the parser checkov itself uses);
 - checkov's security rules, with a failure list that must match tests/checkov_skips.json
   and a coverage check, because checkov skips a file it cannot parse and still exits 0;
@@ -206,7 +206,8 @@ def test_bicep_parses_with_tree_sitter(path: Path):
 @pytest.mark.parametrize("path", BICEP_FILES, ids=rel)
 def test_bicep_parses_with_pycep(path: Path):
     # pycep is the parser checkov reads Bicep with (checkov 3.3.30 pins pycep-parser 0.5.1;
-    # 0.7.1 here is stricter, e.g. it rejects `[for x in xs: if (c) {...}]`, so avoid that form).
+    # 0.7.1, which requirements-infra.txt installs, is stricter, e.g. it rejects
+    # `[for x in xs: if (c) {...}]`, so avoid that form).
     tree = parsed(path)
     assert tree.get("resources") or tree.get("modules"), "no resource or module parsed"
 

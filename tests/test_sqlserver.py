@@ -1,6 +1,6 @@
 """The Azure SQL path: pyodbc with Microsoft ODBC Driver 18 (from PyPI: mssql-python-odbc).
 
-Without a SQL Server here, the driver is still loaded for real and its errors classified;
+Without a SQL Server, the driver is still loaded for real and its errors classified;
 the contract tests run the commands on a real SQL Server when SQL_CONNECTION_STRING points
 at one, and are skipped (visibly, with the reason) otherwise.
 """

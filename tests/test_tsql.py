@@ -1,4 +1,4 @@
-"""Every T-SQL statement of the project parses as T-SQL (no SQL Server here to run them)."""
+"""Every T-SQL statement of the project parses as T-SQL: a syntax error shows without a SQL Server."""
 
 import importlib
 import pkgutil
