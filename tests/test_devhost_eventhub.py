@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+import httpx
 import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 
@@ -511,6 +512,35 @@ def test_batch_in_flight_at_stop_or_crash_is_redelivered(
         (part, 1),
         (part, 1),
     ]  # at least once
+
+
+def test_http_and_trigger_functions_run_apart(scenario: EventHubScenario) -> None:
+    # As Flex Consumption scales them apart, the dev host can run either set alone.
+    first = scenario.append(OutgoingEvent(body(n=1), "k"))[0]
+    part = first.partition_id
+    http_only = HostProcess(scenario.app_dir, scenario.env, functions="http")
+    with http_only, httpx.Client(base_url=http_only.base_url) as client:
+        assert client.get("/sample/items/1").status_code == 200
+        time.sleep(1.0)  # a listener polls every 50 ms: it would have delivered by now
+    assert scenario.records_of("eh_a") == [] and scenario.checkpoints("cg-a") == {}
+
+    triggers = HostProcess(scenario.app_dir, scenario.env, functions="triggers")
+    try:
+        with triggers, httpx.Client(base_url=triggers.base_url) as client:
+            scenario.wait_checkpoints("cg-a", {part: 0})
+            assert client.get("/sample/items/1").status_code == 404
+            slow = scenario.append(OutgoingEvent(body(n=2, sleep=1.0), "k"))[0]
+            wait_for(
+                lambda: (part, slow.sequence_number) in scenario.delivered("eh_a"),
+                5,
+                "the slow batch to start",
+            )
+            # SIGTERM mid-batch, as in `all`: the batch finishes but is not checkpointed.
+    finally:
+        triggers.kill()
+    assert triggers.proc is not None and triggers.proc.returncode == 0
+    assert scenario.checkpoints("cg-a") == {part: 0}
+    assert "not checkpointed" in triggers.log()
 
 
 def test_retries_then_checkpoint_on_failure(scenario: EventHubScenario) -> None:

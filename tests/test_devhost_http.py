@@ -307,7 +307,8 @@ def client(host: HostProcess) -> Iterator[httpx.Client]:
 
 def test_status_and_route_prefix_from_host_json(client: httpx.Client) -> None:
     status = client.get("/admin/host/status")
-    assert status.status_code == 200 and status.json() == {"state": "Running"}
+    assert status.status_code == 200
+    assert status.json() == {"state": "Running", "functions": "all"}
     assert client.get("/sample/items/5").status_code == 200
     assert client.get("/api/items/5").status_code == 404
 

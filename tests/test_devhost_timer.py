@@ -212,3 +212,19 @@ def test_sample_timer_in_the_dev_host(tmp_path: Path) -> None:
         t["at"] % 1 < 0.25 for t in ticks[1:]
     )  # after the startup run: on the second
     assert "Executed 'Functions.tick' (Succeeded" in host.log()
+
+
+def test_timers_run_only_in_the_process_running_the_triggers(tmp_path: Path) -> None:
+    app_dir = copy_sample(tmp_path / "app")
+    records = tmp_path / "records"
+    records.mkdir()
+    env = {"SAMPLE_RECORD_DIR": str(records), "SAMPLE_TIMER_SCHEDULE": "*/1 * * * * *"}
+    with HostProcess(app_dir, env, functions="http"):
+        time.sleep(1.5)  # runOnStartup and a 1 s schedule would have fired by now
+    assert read_records(records, "tick") == []
+    with HostProcess(app_dir, env, functions="triggers") as host:
+        wait_for(lambda: read_records(records, "tick"), 5, "a tick")
+    assert any(
+        " triggers [" in line and "Executed 'Functions.tick' (Succeeded" in line
+        for line in host.log().splitlines()
+    )

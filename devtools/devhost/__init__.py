@@ -5,7 +5,7 @@ Core Tools cannot be installed here, so this package runs `function_app:app` the
 functions behind a real ASGI server, Event Hub triggers fed from the local event log
 (shared/eventlog.py) with checkpoints in Azurite, and NCRONTAB timers.
 
-    python -m devtools.devhost --host 127.0.0.1 --port 7071
+    python -m devtools.devhost --host 127.0.0.1 --port 7071 [--functions http|triggers]
 
 Modules, each usable on its own: settings (local.settings.json, host.json, binding
 expressions, timespans), retry (retry policies), indexing (import and index the app),

@@ -2,6 +2,14 @@
 
 python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
     [--settings local.settings.json] [--root .] [--log-level INFO]
+    [--functions all|http|triggers]
+
+`--functions` runs a subset, as Flex Consumption scales HTTP functions apart from the
+Event Hub and timer functions: `http` serves the HTTP functions and starts no listener;
+`triggers` runs the Event Hub and timer listeners and serves only the host's admin status
+on `--port` (how a supervisor knows it is up). Two processes, one of each, keep the
+projections' threads off the HTTP functions' CPU and GIL. `all` (the default) is both in
+one process.
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from typing import Protocol
 
 import uvicorn
 
-from devtools.devhost.http import create_app, describe_routes
+from devtools.devhost.http import STATUS_PATH, create_app, describe_routes
 from devtools.devhost.indexing import (
     EVENT_HUB_TRIGGER,
+    HTTP_TRIGGER,
     TIMER_TRIGGER,
     IndexedFunction,
     index_functions,
@@ -37,6 +46,7 @@ log = logging.getLogger("host")
 
 DEFAULT_EVENT_LOG_PATH = ".local/events.db"
 STOP_TIMEOUT = 10.0
+FUNCTION_SETS = ("all", "http", "triggers")
 
 
 class Runner(Protocol):
@@ -46,18 +56,23 @@ class Runner(Protocol):
 
 
 class _Formatter(logging.Formatter):
+    def __init__(self, tag: str = "") -> None:
+        super().__init__()
+        # Processes running a subset may share one log file: the tag says whose line it is.
+        self.tag = f"{tag} " if tag else ""
+
     def format(self, record: logging.LogRecord) -> str:
         name = "app" if record.name == "root" else record.name
         level = f"{record.levelname} " if record.levelno >= logging.WARNING else ""
-        text = f"{self.formatTime(record, '%H:%M:%S')}.{int(record.msecs):03d} [{name}] {level}{record.getMessage()}"
+        text = f"{self.formatTime(record, '%H:%M:%S')}.{int(record.msecs):03d} {self.tag}[{name}] {level}{record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, tag: str = "") -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(_Formatter(tag))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -74,7 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=7071, help="HTTP port (default 7071)"
+        "--port",
+        type=int,
+        default=7071,
+        help="HTTP port (default 7071); with --functions triggers, the admin status only",
     )
     parser.add_argument(
         "--app", default="function_app:app", help="module:attribute of the FunctionApp"
@@ -92,7 +110,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO")
     )
+    parser.add_argument(
+        "--functions",
+        choices=FUNCTION_SETS,
+        default="all",
+        help="which functions this process runs: HTTP, Event Hub and timer triggers, "
+        "or all (default)",
+    )
     return parser.parse_args(argv)
+
+
+def runs_http(args: argparse.Namespace) -> bool:
+    return args.functions in ("all", "http")
+
+
+def runs_triggers(args: argparse.Namespace) -> bool:
+    return args.functions in ("all", "triggers")
 
 
 def build_eventhub_runner(
@@ -161,8 +194,18 @@ class _Shutdown:
 async def _announce(server: uvicorn.Server, args: argparse.Namespace) -> None:
     while not server.started and not server.should_exit:
         await asyncio.sleep(0.02)
-    if server.started:
+    if not server.started:
+        return
+    if runs_http(args):
         log.info("Host started: http://%s:%d (Ctrl-C to stop)", args.host, args.port)
+    else:
+        log.info(
+            "Host started: Event Hub and timer functions only; status http://%s:%d%s "
+            "(Ctrl-C to stop)",
+            args.host,
+            args.port,
+            STATUS_PATH,
+        )
 
 
 async def serve(
@@ -177,14 +220,19 @@ async def serve(
         RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
     )
     runners: list[Runner] = []
-    eventhub_runner = build_eventhub_runner(functions, host_config, invoker)
-    if eventhub_runner is not None:
-        runners.append(eventhub_runner)
-    if any(f.trigger_type == TIMER_TRIGGER for f in functions):
-        runners.append(TimerRunner(functions, invoker=invoker, host_retry=host_retry))
+    if runs_triggers(args):
+        eventhub_runner = build_eventhub_runner(functions, host_config, invoker)
+        if eventhub_runner is not None:
+            runners.append(eventhub_runner)
+        if any(f.trigger_type == TIMER_TRIGGER for f in functions):
+            runners.append(
+                TimerRunner(functions, invoker=invoker, host_retry=host_retry)
+            )
+    # Without the HTTP functions every path but the admin status is a 404.
+    served = functions if runs_http(args) else []
 
     config = uvicorn.Config(
-        create_app(functions, host_config.route_prefix, invoker),
+        create_app(served, host_config.route_prefix, invoker, args.functions),
         host=args.host,
         port=args.port,
         log_config=None,
@@ -215,7 +263,7 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, "" if args.functions == "all" else args.functions)
     shutdown = _Shutdown()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, shutdown)
@@ -239,12 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     functions = index_functions(app, os.environ, root)
     base_url = f"http://{args.host}:{args.port}"
-    log.info("Functions:")
-    for line in describe_routes(functions, host_config.route_prefix, base_url):
-        log.info("  %s", line)
-    for function in functions:
-        if function.trigger_type != "httpTrigger":
-            log.info("  %s: %s", function.name, function.trigger_type)
+    log.info("Functions%s:", "" if args.functions == "all" else f" ({args.functions})")
+    if runs_http(args):
+        for line in describe_routes(functions, host_config.route_prefix, base_url):
+            log.info("  %s", line)
+    if runs_triggers(args):
+        for function in functions:
+            if function.trigger_type != HTTP_TRIGGER:
+                log.info("  %s: %s", function.name, function.trigger_type)
 
     code = asyncio.run(serve(args, functions, host_config, shutdown))
     if code == 2 or any(

@@ -190,14 +190,19 @@ class FunctionDispatcher:
             return Response(status_code=500)
 
 
-async def host_status(_: Request) -> JSONResponse:
-    return JSONResponse({"state": "Running"})
-
-
 def create_app(
-    functions: Iterable[IndexedFunction], route_prefix: str, invoker: Invoker
+    functions: Iterable[IndexedFunction],
+    route_prefix: str,
+    invoker: Invoker,
+    function_set: str = "all",
 ) -> Starlette:
+    """`function_set` (all, http or triggers) is reported by the status endpoint, so a
+    supervisor running the two sets in separate processes can tell which one answered."""
     table = build_route_table(functions, route_prefix)
+
+    async def host_status(_: Request) -> JSONResponse:
+        return JSONResponse({"state": "Running", "functions": function_set})
+
     return Starlette(
         routes=[
             Route(STATUS_PATH, host_status, methods=["GET"]),

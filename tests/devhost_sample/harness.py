@@ -58,12 +58,20 @@ def read_records(directory: Path, name: str) -> list[dict[str, Any]]:
 
 
 class HostProcess:
-    """`python -m devtools.devhost` in `app_dir` (its cwd) on a free port."""
+    """`python -m devtools.devhost` in `app_dir` (its cwd) on a free port.
+
+    `functions` (http, triggers) runs that subset only; None leaves the host's default.
+    """
 
     def __init__(
-        self, app_dir: Path, env: Mapping[str, str], port: int | None = None
+        self,
+        app_dir: Path,
+        env: Mapping[str, str],
+        port: int | None = None,
+        functions: str | None = None,
     ) -> None:
         self.app_dir = app_dir
+        self.functions = functions
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -86,6 +94,7 @@ class HostProcess:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    *(["--functions", self.functions] if self.functions else []),
                 ],
                 cwd=self.app_dir,
                 env=self.env,
@@ -108,7 +117,8 @@ class HostProcess:
         try:
             with urllib.request.urlopen(self.base_url + STATUS_PATH, timeout=1) as resp:
                 return resp.status == 200 and json.loads(resp.read()) == {
-                    "state": "Running"
+                    "state": "Running",
+                    "functions": self.functions or "all",
                 }
         except OSError:
             return False
