@@ -326,7 +326,9 @@ def test_event_hub_and_consumer_groups_come_from_topology():
     hub = res["hub"]
     assert render(resource_body(hub)["name"]) == f"{topo_var}.eventHub.name"
     # A deployment parameter (capacity), not the local topology's count.
-    assert render(resource_body(hub)["properties"]["partitionCount"]) == "partitionCount"
+    assert (
+        render(resource_body(hub)["properties"]["partitionCount"]) == "partitionCount"
+    )
     groups = res["consumerGroups"]
     assert groups["type"] == "Microsoft.EventHub/namespaces/eventhubs/consumergroups"
     assert loop_source(groups) == f"{topo_var}.eventHub.consumerGroups"
