@@ -1,10 +1,10 @@
 """Create what the app expects to exist, locally: Cosmos database/containers and the SQL schema.
 
 In Azure, Bicep creates the containers and the post-provision hook applies the
-migrations; the local stack calls this instead. Idempotent. The local Cosmos
-stand-in keeps nothing across restarts while SQLite keeps the outbox, so when
-the read model is empty but the outbox is not, the projections are rebuilt from
-the outbox here, through the same code the sync functions run.
+migrations; the local stack calls this instead. Idempotent. When the read model
+is empty but the outbox is not (a new state dir for the Cosmos stand-in, or its
+data deleted), the projections are rebuilt from the outbox here, through the same
+code the sync functions run.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ def app_settings(settings: Mapping[str, str]) -> Iterator[None]:
             forget()
 
 
-def provision(settings: Mapping[str, str], *, rebuild_read_model: bool = False) -> None:
-    """`rebuild_read_model`: rebuild even if some documents exist (the Cosmos stand-in
-    restarted empty while the projections kept writing into it)."""
+def provision(settings: Mapping[str, str]) -> None:
     with app_settings(settings):
         from shared import cosmos, outbox
         from shared.sql import db, migrate
@@ -54,13 +52,13 @@ def provision(settings: Mapping[str, str], *, rebuild_read_model: bool = False) 
         ensure_blob_containers()
         migrate.apply_migrations()
         _, newest = outbox.stats(db.database())
-        if newest and (rebuild_read_model or read_model_is_empty()):
+        if newest and read_model_is_empty():
             from sync.projections import PROJECTIONS
             from sync.rebuild import rebuild
 
             for name in PROJECTIONS:
                 log.info(
-                    "read model lost, outbox at %s: rebuilt %s %s",
+                    "read model empty, outbox at %s: rebuilt %s %s",
                     newest,
                     name,
                     rebuild(name),

@@ -270,7 +270,16 @@ def _follow(path: Path, offset: int, prefix: str, stop: threading.Event) -> None
 class DevHost:
     """The dev host (`python -m devtools.devhost`) on a fixed port with the stack's settings.
 
+    Laid out as Flex Consumption runs the app: one child serves the HTTP functions on
+    `port`, another runs the Event Hub and timer functions, so the projections' threads
+    never take the HTTP functions' CPU or GIL. The second child serves only the host's
+    admin status, on a port of its own, which is how `start()` knows it is up.
+    `split=False` runs everything in one child instead. Both children append to one log,
+    each line tagged `http` or `triggers`.
+
     `kill()` then `start()`/`restart()` brings it back on the same port and state dir.
+    `start()` starts whichever child is not running, so a supervisor restarts only the
+    one that died.
     """
 
     def __init__(
@@ -282,64 +291,145 @@ class DevHost:
         extra_env: Mapping[str, str] | None = None,
         echo: bool = False,
         module: str = "devtools.devhost",
+        split: bool = True,
     ) -> None:
         self.port = port
         self.base_url = f"http://{LOOPBACK}:{port}"
+        self.log_path = log_path
+        self.echo = echo
+        self.module = module
         env = {
             **os.environ,
             **settings,
             **(extra_env or {}),
             "PYTHONUNBUFFERED": "1",
         }
-        argv = [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(port)]
-        self.process = ManagedProcess(
-            "host", argv, log_path=log_path, env=env, echo=echo
+        # The log is shared, so the children never echo it themselves (see _start_echo).
+        self.http = ManagedProcess(
+            "host-http" if split else "host",
+            self._argv(port, "http" if split else None),
+            log_path=log_path,
+            env=env,
         )
+        self.triggers_port: int | None = None
+        self.triggers = (
+            ManagedProcess("host-triggers", [], log_path=log_path, env=env)
+            if split
+            else None
+        )
+        self._last_started = self.http
         self._started_once = False
+        self._echo_stop: threading.Event | None = None
+
+    def _argv(self, port: int, functions: str | None) -> list[str]:
+        argv = [sys.executable, "-m", self.module, "--host", LOOPBACK]
+        argv += ["--port", str(port)]
+        return argv + (["--functions", functions] if functions else [])
+
+    @property
+    def children(self) -> list[ManagedProcess]:
+        return [self.http] if self.triggers is None else [self.http, self.triggers]
+
+    @property
+    def process(self) -> ManagedProcess:
+        """The child a supervisor reports on: one that is not running, else the one
+        `start()` started last (`LocalStack.heal()` names it)."""
+        return next((c for c in self.children if not c.running), self._last_started)
 
     @property
     def running(self) -> bool:
-        return self.process.running
+        """True only while every child runs: a host without its triggers is not whole."""
+        return all(c.running for c in self.children)
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid
+        """The pid of the child serving `base_url`."""
+        return self.http.pid
+
+    def status_url(self, child: ManagedProcess) -> str:
+        port = self.port if child is self.http else self.triggers_port
+        return f"http://{LOOPBACK}:{port}{HOST_STATUS_PATH}"
 
     def start(self, timeout: float = START_TIMEOUT) -> Self:
-        if port_in_use(self.port):
+        """Start every child that is not running, together, and wait until each answers."""
+        starting = [c for c in self.children if not c.running]
+        if self.http in starting and port_in_use(self.port):
             raise StackError(f"port {self.port} (dev host) is already in use")
-        self.process.start(append=self._started_once)  # keep the log across restarts
-        self._started_once = True
+        if not self._started_once:
+            # Emptied once, then only appended to (O_APPEND), so neither child overwrites
+            # the other's lines and the log spans restarts.
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_bytes(b"")
+            self._started_once = True
+        if self.triggers is not None and self.triggers in starting:
+            # Its status port is nobody's contract: a fresh one per start is never taken.
+            self.triggers_port = free_port()
+            self.triggers.argv = self._argv(self.triggers_port, "triggers")
+        self._start_echo()
         try:
-            self.process.wait_until(
-                self._status_ok, f"answering {self.base_url}{HOST_STATUS_PATH}", timeout
-            )
+            for child in starting:
+                child.start(append=True)
+            for child in starting:
+                url = self.status_url(child)
+                child.wait_until(
+                    lambda url=url: self._answers(url), f"answering {url}", timeout
+                )
         except BaseException:
-            self.process.stop()
+            for child in starting:
+                child.stop()
             raise
+        if starting:
+            self._last_started = starting[0]
         return self
 
-    def _status_ok(self) -> bool:
+    @staticmethod
+    def _answers(url: str) -> bool:
         try:
-            with urllib.request.urlopen(
-                self.base_url + HOST_STATUS_PATH, timeout=2
-            ) as resp:
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 return resp.status == 200
         except (OSError, urllib.error.URLError):
             return False
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        self.process.stop(timeout)
+        # SIGTERM every child first: they drain in parallel, so a stop takes the slowest
+        # child's time, not the sum.
+        for child in self.children:
+            if child.running:
+                child._signal_group(signal.SIGTERM)
+        for child in self.children:
+            child.stop(timeout)
+        self._stop_echo()
 
     def kill(self) -> None:
-        self.process.kill()
+        for child in self.children:
+            child.kill()
+        self._stop_echo()
 
     def restart(self, timeout: float = START_TIMEOUT) -> Self:
         self.stop()
         return self.start(timeout)
 
     def tail(self, lines: int = 30) -> str:
-        return self.process.tail(lines)
+        return self.http.tail(lines)
+
+    def _start_echo(self) -> None:
+        # One follower for the shared log: one per child would print every line twice.
+        if not self.echo or self._echo_stop is not None:
+            return
+        self._echo_stop = threading.Event()
+        offset = self.log_path.stat().st_size
+        threading.Thread(
+            target=_follow,
+            args=(self.log_path, offset, "[host] ", self._echo_stop),
+            name="echo-host",
+            daemon=True,
+        ).start()
+
+    def _stop_echo(self) -> None:
+        if self._echo_stop is not None:
+            time.sleep(0.2)  # let the follower print the last lines
+            self._echo_stop.set()
+            self._echo_stop = None
 
 
 class LocalStack:
@@ -404,12 +494,10 @@ class LocalStack:
             "--skipApiVersionCheck",
             "--loose",
             "--disableTelemetry",
-            # In memory on purpose: the Cosmos stand-in is memory-only, so forgetting the
-            # Event Hubs checkpoints too makes the projections replay the durable event
-            # log and rebuild the read model on every start.
-            "--inMemoryPersistence",
-            "--extentMemoryLimit",
-            "1024",
+            # On disk, like the Cosmos stand-in's documents: checkpoints and read model
+            # survive a restart together, so `make run` resumes instead of replaying.
+            "--location",
+            str(self.state_dir / "azurite"),
             "--blobHost",
             LOOPBACK,
             "--blobPort",
@@ -440,6 +528,10 @@ class LocalStack:
             LOOPBACK,
             "--port",
             str(self.ports.cosmos),
+            # Every acknowledged write is journaled first: a killed stand-in comes back
+            # with its documents, as Cosmos DB does after an outage.
+            "--data-dir",
+            str(self.state_dir / "cosmos"),
         ]
         return ManagedProcess(
             "cosmos", argv, log_path=self.state_dir / "cosmos.log", echo=self.echo
@@ -512,9 +604,9 @@ class LocalStack:
     def heal(self, timeout: float = START_TIMEOUT) -> list[str]:
         """Restart every child that died, then provision again; returns their names.
 
-        Both emulators keep their data in memory, so a restarted one comes back empty:
-        provisioning recreates the containers and, when the read model is empty, rebuilds
-        it from the outbox while the rest of the stack keeps serving."""
+        Both emulators keep their data on disk; provisioning again recreates anything
+        missing (and rebuilds an empty read model from the outbox) while the rest of the
+        stack keeps serving."""
         restarted = []
         with self._lifecycle:
             if not self.started:
@@ -528,9 +620,7 @@ class LocalStack:
                     self._unprovisioned |= {proc.name}
             if self._unprovisioned and self.provision:
                 try:
-                    # The projections may already write into the new, empty Cosmos
-                    # containers, so "is the read model empty?" is no test after a restart.
-                    self._provision(rebuild_read_model="cosmos" in self._unprovisioned)
+                    self._provision()
                     self._unprovisioned = set()
                 except Exception as exc:  # noqa: BLE001 - retried on the next pass
                     print(
@@ -578,6 +668,8 @@ class LocalStack:
                 except StackError as exc:
                     print(f"local stack: {exc}", file=sys.stderr, flush=True)
                     return
+                except Exception as exc:  # noqa: BLE001 - keep supervising; say what failed
+                    print(f"local stack: healing failed: {exc!r}", file=sys.stderr, flush=True)
 
         thread = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
         thread.start()
@@ -591,7 +683,7 @@ class LocalStack:
         """A running service by name ('azurite' or 'cosmos'), for fault tests."""
         return next(p for p in self.processes if p.name == name)
 
-    def _provision(self, *, rebuild_read_model: bool = False) -> None:
+    def _provision(self) -> None:
         # devtools.provision creates the Cosmos containers, the dead-letter container and the
         # SQL schema, and rebuilds an empty read model from the outbox.
         try:
@@ -603,7 +695,7 @@ class LocalStack:
         with warnings.catch_warnings():
             # verify=False against the self-signed stand-in is intended; one warning per request.
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-            module.provision(self.settings, rebuild_read_model=rebuild_read_model)
+            module.provision(self.settings)
 
     def start_devhost(
         self,
@@ -612,8 +704,12 @@ class LocalStack:
         *,
         module: str = "devtools.devhost",
         timeout: float = START_TIMEOUT,
+        split: bool = True,
     ) -> DevHost:
-        """Start a dev host against this stack (port None: the stack's host port) and wait for it."""
+        """Start a dev host against this stack (port None: the stack's host port) and wait for it.
+
+        split=False runs the HTTP and the trigger functions in one process (as before the
+        host ran them apart), e.g. to compare the two."""
         if not self.started:
             raise StackError("start the stack before the dev host")
         port = port if port is not None else self.ports.host
@@ -625,6 +721,7 @@ class LocalStack:
             extra_env=extra_env,
             echo=self.echo,
             module=module,
+            split=split,
         )
         self.devhosts.append(host)
         host.start(timeout)
@@ -674,7 +771,7 @@ def _banner(stack: LocalStack, host: DevHost | None, started_in: float) -> str:
     lines = [
         f"Local stack up in {started_in:.1f}s. Ctrl-C stops everything.",
         f"  Azurite   blob http://{LOOPBACK}:{p.blob}  queue :{p.queue}  table :{p.table}",
-        f"  Cosmos    {stack.cosmos_endpoint}  (emulator key, self-signed TLS, in memory)",
+        f"  Cosmos    {stack.cosmos_endpoint}  (emulator key, self-signed TLS, data in state/cosmos)",
         f"  state     {stack.state_dir}  (*.log, settings.json, orders.db, events.db)",
     ]
     if host is not None:

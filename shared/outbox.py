@@ -26,9 +26,9 @@ INSERT_EVENT = Sql(
     " partition_key, payload, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
 )
 SELECT_UNSENT = Sql(
-    tsql="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at < ?"
+    tsql="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at <= ?"
     " ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
-    sqlite="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at < ?"
+    sqlite="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at <= ?"
     " ORDER BY position LIMIT ?",
 )
 MARK_SENT = "UPDATE outbox SET sent_at = ? WHERE position IN ({}) AND sent_at IS NULL"

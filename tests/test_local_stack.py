@@ -284,25 +284,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 parser = argparse.ArgumentParser()
 parser.add_argument("--host")
 parser.add_argument("--port", type=int)
+parser.add_argument("--functions", default="all")
 args = parser.parse_args()
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({"pid": os.getpid(), "cosmos": os.environ.get("COSMOS_ENDPOINT")}).encode()
+        body = json.dumps({
+            "pid": os.getpid(),
+            "cosmos": os.environ.get("COSMOS_ENDPOINT"),
+            "functions": args.functions,
+        }).encode()
         self.send_response(200 if self.path == "/admin/host/status" else 404)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
 
-print("stand-in host up", flush=True)
+print(f"stand-in host up ({args.functions})", flush=True)
 ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
 """
 
 
 def _status(base_url: str) -> dict[str, object]:
-    with urllib.request.urlopen(base_url + HOST_STATUS_PATH, timeout=5) as resp:
+    return _status_at(base_url + HOST_STATUS_PATH)
+
+
+def _status_at(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
         return json.loads(resp.read())
 
 
@@ -314,30 +323,83 @@ def _gone(pid: int) -> bool:
     return False
 
 
+def _stand_in(directory: Path) -> dict[str, str]:
+    """A stand-in host module, so the supervisor is tested apart from the real dev host."""
+    (directory / "stand_in_host.py").write_text(textwrap.dedent(STAND_IN_HOST))
+    return {"PYTHONPATH": str(directory)}
+
+
+def _pids(host: DevHost) -> list[int]:
+    return [int(_status_at(host.status_url(c))["pid"]) for c in host.children]  # type: ignore[call-overload]
+
+
 def test_devhost_supervisor_kill_and_restart_on_same_port(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
-    # A stand-in module, so the supervisor is tested apart from the real dev host.
-    (tmp_path / "stand_in_host.py").write_text(textwrap.dedent(STAND_IN_HOST))
     port = free_port()
-    host = local_stack.start_devhost(
-        port, {"PYTHONPATH": str(tmp_path)}, module="stand_in_host"
-    )
+    host = local_stack.start_devhost(port, _stand_in(tmp_path), module="stand_in_host")
     try:
         first = _status(host.base_url)
         assert first["cosmos"] == local_stack.settings["COSMOS_ENDPOINT"]
+        # HTTP functions on the host's port, the triggers in a process of their own.
+        assert first["functions"] == "http" and first["pid"] == host.pid
+        assert host.triggers is not None
+        assert _status_at(host.status_url(host.triggers))["functions"] == "triggers"
+        first_pids = _pids(host)
+        assert len(set(first_pids)) == 2
         host.kill()
         assert not host.running and not port_accepts(port)
-        assert _gone(int(first["pid"]))  # type: ignore[arg-type]
+        assert all(_gone(pid) for pid in first_pids)
         host.start()
-        second = _status(host.base_url)
-        assert second["pid"] != first["pid"]
+        second_pids = _pids(host)
+        assert not set(second_pids) & set(first_pids)
         host.restart()
-        assert _status(host.base_url)["pid"] not in (first["pid"], second["pid"])
-        assert host.tail().count("stand-in host up") == 3  # one log across restarts
+        assert not set(_pids(host)) & set(first_pids + second_pids)
+        log = host.tail(100)  # one log for both children, across restarts
+        assert log.count("stand-in host up (http)") == 3
+        assert log.count("stand-in host up (triggers)") == 3
+        triggers_port = host.triggers_port
     finally:
         host.stop()
-    assert not port_accepts(port)
+    assert not host.running and not port_accepts(port)
+    assert triggers_port is not None and not port_accepts(triggers_port)
+
+
+def test_heal_restarts_only_the_dev_host_child_that_died(tmp_path: Path) -> None:
+    # A stack of its own: heal() acts on every dev host of its stack.
+    with LocalStack(tmp_path, fixed_ports=False, provision=False) as stack:
+        host = stack.start_devhost(
+            free_port(), _stand_in(tmp_path), module="stand_in_host"
+        )
+        http_pid, triggers_pid = _pids(host)
+        assert host.triggers is not None
+        host.triggers.kill()
+        assert not host.running and host.pid == http_pid
+        assert stack.heal() == ["host-triggers"]
+        assert host.running and _pids(host)[0] == http_pid
+        assert _pids(host)[1] != triggers_pid
+        host.http.kill()
+        assert stack.heal() == ["host-http"]
+        assert host.running and host.pid != http_pid
+        assert stack.heal() == []
+
+
+def test_devhost_in_one_process_on_request(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    port = free_port()
+    host = local_stack.start_devhost(
+        port, _stand_in(tmp_path), module="stand_in_host", split=False
+    )
+    try:
+        assert host.children == [host.http] and host.triggers is None
+        assert _status(host.base_url)["functions"] == "all"
+        host.kill()
+        assert not host.running
+        host.start()
+        assert host.running and host.tail().count("stand-in host up (all)") == 2
+    finally:
+        host.stop()
 
 
 def test_stop_leaves_no_process_and_frees_ports(tmp_path: Path) -> None:
@@ -394,3 +456,36 @@ def _devhost_runnable() -> bool:
 def test_real_devhost_answers_status(devhost: DevHost, http: httpx.Client) -> None:
     assert _status(devhost.base_url)
     assert str(http.base_url).rstrip("/") == devhost.base_url + "/api"
+
+
+def test_real_devhost_runs_projections_outside_the_http_process(
+    devhost: DevHost, http: httpx.Client
+) -> None:
+    assert devhost.triggers is not None
+    status = devhost.status_url(devhost.triggers)
+    assert _status(devhost.base_url)["functions"] == "http"
+    assert _status_at(status)["functions"] == "triggers"
+    # The triggers' process serves no API; the HTTP one runs no listener.
+    api = status.replace(HOST_STATUS_PATH, "/api/health")
+    assert httpx.get(api).status_code == 404
+    name = f"Split {uuid.uuid4().hex[:8]}"
+    body = {"name": name, "email": f"{uuid.uuid4().hex[:8]}@example.com"}
+    created = http.post("/customers", json=body | {"creditLimit": 10})
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 30
+    projected = "Functions.customer_view_projection' (Succeeded"
+    while projected not in devhost.tail(400):
+        assert time.monotonic() < deadline, "the customer was never projected"
+        time.sleep(0.2)
+    lines = devhost.log_path.read_text(errors="replace").splitlines()
+    assert any(" http [host] POST /api/customers -> 202" in line for line in lines)
+    # Listener start-up lines and trigger invocations, never from the HTTP process.
+    triggered = [
+        "Event Hub listener '",
+        "Timer '",
+        "Functions.outbox_relay'",
+        *(f"Functions.{p}_projection'" for p in ("order_detail", "customer_view")),
+        *(f"Functions.{p}_projection'" for p in ("product_view", "sales_stats")),
+    ]
+    trigger_lines = [line for line in lines if any(x in line for x in triggered)]
+    assert trigger_lines and all(" triggers [host] " in line for line in trigger_lines)
