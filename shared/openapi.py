@@ -245,7 +245,9 @@ def build_document() -> dict[str, Any]:
         elif spec.content_type != "application/json":
             success["content"] = {spec.content_type: {"schema": {"type": "object"}}}
         operation["responses"][str(spec.status)] = success
-        for status in spec.errors:
+        # Any route meets an unavailable dependency the same way (shared.http.handle):
+        # 503 with Retry-After, so every operation declares it.
+        for status in sorted({*spec.errors, 503}):
             operation["responses"][str(status)] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
                 "content": {
@@ -254,6 +256,12 @@ def build_document() -> dict[str, Any]:
                     }
                 },
             }
+        operation["responses"]["503"]["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
         if spec.anonymous:
             operation["security"] = []
         paths.setdefault(path, {})[spec.method.lower()] = operation

@@ -37,7 +37,9 @@ def test_every_route_is_an_operation_with_its_errors():
         path = "/" + spec.path
         op = operations[(spec.method, path)]
         assert op["operationId"] == spec.name
-        assert set(op["responses"]) == {str(spec.status), *map(str, spec.errors)}
+        # 503: any request can meet an unavailable dependency (shared.http.handle).
+        assert set(op["responses"]) == {str(spec.status), *map(str, spec.errors), "503"}
+        assert "Retry-After" in op["responses"]["503"]["headers"]
 
 
 def test_request_schemas_forbid_unknown_fields_and_money_is_a_number():
