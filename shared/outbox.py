@@ -13,23 +13,30 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from shared import telemetry
 from shared.events import Event
 from shared.publisher import EventPublisher
-from shared.sql.db import Database, Sql, Transaction, db_time, utcnow
+from shared.sql.db import Database, Sql, Transaction, db_time, from_db_time, utcnow
 
 log = logging.getLogger(__name__)
 
 INSERT_EVENT = Sql(
     tsql="INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version,"
-    " partition_key, payload, occurred_at) OUTPUT INSERTED.position VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    " partition_key, payload, occurred_at, traceparent, tracestate) OUTPUT INSERTED.position"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     sqlite="INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version,"
-    " partition_key, payload, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+    " partition_key, payload, occurred_at, traceparent, tracestate)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
 )
 SELECT_UNSENT = Sql(
-    tsql="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at <= ?"
-    " ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
-    sqlite="SELECT position, payload FROM outbox WHERE sent_at IS NULL AND occurred_at <= ?"
-    " ORDER BY position LIMIT ?",
+    tsql="SELECT position, payload, traceparent, tracestate FROM outbox WHERE sent_at IS NULL"
+    " AND occurred_at <= ? ORDER BY position OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY",
+    sqlite="SELECT position, payload, traceparent, tracestate FROM outbox WHERE sent_at IS NULL"
+    " AND occurred_at <= ? ORDER BY position LIMIT ?",
+)
+# What the relay has not published yet (the outbox gauges); the filtered index covers it.
+SELECT_BACKLOG = Sql(
+    "SELECT COUNT(*), MIN(occurred_at) FROM outbox WHERE sent_at IS NULL"
 )
 MARK_SENT = "UPDATE outbox SET sent_at = ? WHERE position IN ({}) AND sent_at IS NULL"
 SELECT_RANGE = Sql(
@@ -55,6 +62,8 @@ def record(tx: Transaction, events: Sequence[Event]) -> list[Event]:
                 event.partition_key,
                 json.dumps(event.to_json(), separators=(",", ":")),
                 db_time(event.occurred_at),
+                # The request's trace context: the relay continues it (shared.telemetry).
+                *telemetry.trace_context(),
             ),
         )
         stored.append(event.with_position(int(row[0])))
@@ -63,8 +72,8 @@ def record(tx: Transaction, events: Sequence[Event]) -> list[Event]:
 
 def _events(rows: Sequence[tuple]) -> list[Event]:
     return [
-        Event.from_bytes(payload.encode("utf-8")).with_position(int(position))
-        for position, payload in rows
+        Event.from_bytes(row[1].encode("utf-8")).with_position(int(row[0]))
+        for row in rows
     ]
 
 
@@ -76,14 +85,22 @@ def _publish_rows(
     db: Database, publisher: EventPublisher, rows: Sequence[tuple]
 ) -> int:
     events = _events(rows)
-    _publish(db, publisher, events)
+    # Rows of SELECT_UNSENT end with the trace context the command recorded.
+    created_in = {e.event_id: (row[2], row[3]) for e, row in zip(events, rows)}
+    _publish(db, publisher, events, created_in)
     return len(events)
 
 
-def _publish(db: Database, publisher: EventPublisher, events: Sequence[Event]) -> None:
+def _publish(
+    db: Database,
+    publisher: EventPublisher,
+    events: Sequence[Event],
+    created_in: dict[str, tuple[str | None, str | None]] | None = None,
+) -> None:
     if not events:
         return
-    publisher.publish(events)
+    with telemetry.publishing(events, created_in):
+        publisher.publish(events)
     positions = [e.position for e in events]
     # Marked sent only after the transport accepted them: a crash in between means
     # a re-send (at least once), never a loss.
@@ -121,6 +138,7 @@ def relay(
     batch_size: int = 500,
 ) -> int:
     """Publish unsent events older than `min_age` (left by a crash or outage), oldest first."""
+    telemetry.record_outbox_backlog(lambda: backlog(db))
     cutoff = db_time(utcnow() - min_age)
     total = 0
     while True:
@@ -128,6 +146,14 @@ def relay(
         total += _publish_rows(db, publisher, rows)
         if len(rows) < batch_size:
             return total
+
+
+def backlog(db: Database) -> tuple[int, float | None]:
+    """(unsent count, age in seconds of the oldest unsent event or None)."""
+    count, oldest = db.run(lambda tx: tx.one(SELECT_BACKLOG))
+    if oldest is None:
+        return int(count), None
+    return int(count), max(0.0, (utcnow() - from_db_time(oldest)).total_seconds())
 
 
 def read_range(db: Database, after_position: int, limit: int) -> list[Event]:

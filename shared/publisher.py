@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from typing import Protocol
 
-from shared import config
+from shared import config, telemetry
 from shared.eventlog import StoredEvent
 from shared.events import Event
 
@@ -68,7 +68,7 @@ class EventHubsPublisher:
             batch = self._producer.create_batch(partition_key=key)
             for event in group:
                 data = EventData(event.to_bytes())
-                data.properties = event.properties()
+                data.properties = telemetry.message_properties(event)
                 data.content_type = "application/json"
                 try:
                     batch.add(data)
@@ -172,7 +172,9 @@ class LocalLogPublisher:
         ordered = sorted(events, key=lambda e: e.position or 0)
         self.log.append(
             [
-                OutgoingEvent(e.to_bytes(), e.partition_key, e.properties())
+                OutgoingEvent(
+                    e.to_bytes(), e.partition_key, telemetry.message_properties(e)
+                )
                 for e in ordered
             ]
         )

@@ -104,6 +104,7 @@ def catch_up(
                     e.sequence_number,
                     e.offset,
                     utc(e.enqueued_time),
+                    e.properties,
                 )
                 for e in page
             ]
@@ -140,11 +141,13 @@ def run(now: datetime | None = None) -> dict[str, dict[str, int]]:
     from sync.dead_letters import dead_letters
     from sync.projections import PROJECTIONS
     from sync.status import recorded_positions
+    from sync.telemetry import record_lag
 
     now = now or datetime.now(UTC)
     stale_after = float(config.get("PROJECTION_CATCH_UP_AFTER_SECONDS"))
     positions = recorded_positions()
     tails = publisher().partition_tails()
+    record_lag(positions, tails, now)  # every pass refreshes the cqrs.sync.lag gauge
     out = {}
     for name, plan in PROJECTIONS.items():
         found = gaps(name, positions, tails, now, stale_after)

@@ -21,12 +21,15 @@ MAX_RETRIES = 5
 
 def deliveries(events: typing.List[func.EventHubEvent]) -> list[Delivery]:  # noqa: UP006
     partition = "0"
+    properties: list = []
     if events and events[0].metadata:
         partition = str(
             (events[0].metadata.get("PartitionContext") or {}).get(
                 "PartitionId", partition
             )
         )
+        # Each event's application properties (traceparent among them), in batch order.
+        properties = events[0].metadata.get("PropertiesArray") or []
     return [
         Delivery(
             e.get_body(),
@@ -34,8 +37,9 @@ def deliveries(events: typing.List[func.EventHubEvent]) -> list[Delivery]:  # no
             e.sequence_number,
             e.offset,
             utc(e.enqueued_time) if e.enqueued_time else None,
+            properties[i] if i < len(properties) else {},
         )
-        for e in events
+        for i, e in enumerate(events)
     ]
 
 

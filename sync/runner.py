@@ -17,15 +17,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core.exceptions import HttpResponseError
 
 from shared.events import Event
 from sync import unknown_events
+from sync.telemetry import observed_batch
 from sync.writes import Upsert, Write, collapse
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class Delivery:
     sequence_number: int
     offset: int | str | None = None
     enqueued_time: datetime | None = None
+    # Application properties (traceparent: the context the projection's span links to).
+    properties: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -158,6 +161,7 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+@observed_batch
 def process(
     projection: str,
     plan: Plan,

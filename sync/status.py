@@ -13,6 +13,55 @@ from typing import Any
 
 from sync.projections import PROJECTIONS, consumer_group
 from sync.runner import STATE_CONTAINER, utc
+from sync.telemetry import record_lag
+
+
+def partition_lag(
+    applied: dict[str, Any] | None,
+    last_sequence: int | None,
+    last_time: datetime | None,
+    now: datetime,
+) -> tuple[int, float]:
+    """(events behind, seconds the oldest unapplied event has waited) of one partition."""
+    applied_sequence = applied["sequenceNumber"] if applied else None
+    behind = (last_sequence if last_sequence is not None else -1) - (
+        applied_sequence if applied_sequence is not None else -1
+    )
+    seconds = 0.0
+    if behind > 0 and last_time is not None:
+        # How long the oldest unapplied event has waited: the event after the
+        # applied one was enqueued after it, so this errs on the long side.
+        since = (
+            datetime.fromisoformat(applied["enqueuedTime"])
+            if applied and applied.get("enqueuedTime")
+            else None
+        )
+        seconds = max(0.0, (now - utc(since or last_time)).total_seconds())
+    return max(behind, 0), seconds
+
+
+def _applied(positions: list[dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    return {
+        p["partition"]: p
+        for p in positions
+        if p.get("projection") == name and p.get("kind") == "position"
+    }
+
+
+def lag_seconds(
+    positions: list[dict[str, Any]],
+    tails: dict[str, tuple[int | None, datetime | None]],
+    now: datetime,
+) -> dict[tuple[str, str], float]:
+    """Per (projection, partition), the lag in seconds `status` reports (its maximum)."""
+    out = {}
+    for name in PROJECTIONS:
+        mine = _applied(positions, name)
+        for partition, (last_sequence, last_time) in tails.items():
+            out[name, partition] = partition_lag(
+                mine.get(partition), last_sequence, last_time, now
+            )[1]
+    return out
 
 
 def status(
@@ -24,36 +73,20 @@ def status(
 ) -> list[dict[str, Any]]:
     out = []
     for name in PROJECTIONS:
-        mine = {
-            p["partition"]: p
-            for p in positions
-            if p.get("projection") == name and p.get("kind") == "position"
-        }
-        partitions, lag_events, lag_seconds = [], 0, 0.0
+        mine = _applied(positions, name)
+        partitions, lag_events, lag_max = [], 0, 0.0
         for partition, (last_sequence, last_time) in sorted(tails.items()):
             applied = mine.get(partition)
             applied_sequence = applied["sequenceNumber"] if applied else None
-            behind = (last_sequence if last_sequence is not None else -1) - (
-                applied_sequence if applied_sequence is not None else -1
-            )
-            seconds = 0.0
-            if behind > 0 and last_time is not None:
-                # How long the oldest unapplied event has waited: the event after the
-                # applied one was enqueued after it, so this errs on the long side.
-                since = (
-                    datetime.fromisoformat(applied["enqueuedTime"])
-                    if applied and applied.get("enqueuedTime")
-                    else None
-                )
-                seconds = max(0.0, (now - utc(since or last_time)).total_seconds())
-            lag_events += max(behind, 0)
-            lag_seconds = max(lag_seconds, seconds)
+            behind, seconds = partition_lag(applied, last_sequence, last_time, now)
+            lag_events += behind
+            lag_max = max(lag_max, seconds)
             partitions.append(
                 {
                     "partition": partition,
                     "appliedSequenceNumber": applied_sequence,
                     "lastSequenceNumber": last_sequence,
-                    "lagEvents": max(behind, 0),
+                    "lagEvents": behind,
                     "appliedAt": applied.get("appliedAt") if applied else None,
                 }
             )
@@ -71,7 +104,7 @@ def status(
                 "lastAppliedAt": last_applied,
                 "writeSidePosition": outbox_position,
                 "lagEvents": lag_events,
-                "lagSeconds": round(lag_seconds, 3),
+                "lagSeconds": round(lag_max, 3),
                 "deadLettered": dead_lettered.get(name, 0),
                 "partitions": partitions,
             }
@@ -103,6 +136,6 @@ def read_status() -> list[dict[str, Any]]:
     positions = recorded_positions(container)
     counts = dead_letters().counts()
     _, newest = outbox.stats(database())
-    return status(
-        positions, publisher().partition_tails(), counts, newest, datetime.now(UTC)
-    )
+    tails, now = publisher().partition_tails(), datetime.now(UTC)
+    record_lag(positions, tails, now)  # the cqrs.sync.lag gauge says what this answers
+    return status(positions, tails, counts, newest, now)

@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared import config
+from shared import config, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class Transaction:
     def execute(self, statement: Sql | str, params: Sequence[Any] = ()) -> Transaction:
         sql = statement.text(self.dialect) if isinstance(statement, Sql) else statement
         self._cursor.execute(sql, tuple(params))
+        telemetry.sql_statement(sql)
         self.rowcount = self._cursor.rowcount
         if self._database is not None:
             self._database.statements += 1
@@ -166,6 +167,7 @@ class Database:
         finally:
             cursor.close()
 
+    @telemetry.sql_transaction
     def run(self, work: Callable[[Transaction], T], attempts: int = 5) -> T:
         """Run `work` in one transaction, retrying the whole of it on transient errors."""
         for attempt in range(1, attempts + 1):
