@@ -5,8 +5,9 @@ infra/scripts/postprovision.sh opens the SQL firewall through ARM as whoever is 
 migrations. Each test puts stub `az`, `azd`, `curl`, `sqlcmd` and `python` programs (or only
 some of them: a missing one is a CLI that is not installed) first on an isolated PATH, runs
 the script and asserts on the calls the stubs recorded and on the exit code. The stubs answer
-ARM requests like the service would, as a scenario says. tests/test_infra_postdeploy.py
-uses the same stubs for the postdeploy hook.
+ARM and Microsoft Graph requests like the services would, as a scenario says.
+tests/test_infra_postdeploy.py and tests/test_infra_preprovision.py use the same stubs for
+the other hooks.
 """
 
 from __future__ import annotations
@@ -89,6 +90,47 @@ def arm(method, url):
     return error("UnexpectedStubCall")
 
 
+APP_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def graph(method, url, prefer):
+    """(ok, body) as Microsoft Graph would answer, per the scenario; the directory's state
+    (does the app exist) lives in a file, so a re-run of the hook finds what it created."""
+    error = lambda code: (False, json.dumps({"error": {"code": code, "message": code}}))
+    if "/v1.0/" not in url:
+        return error("BadRequest")
+    state_file = work / "directory.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {
+        "app": bool(scenario.get("app_exists")),
+        "sp": bool(scenario.get("app_exists")),
+    }
+    path = url.split("?")[0]
+    answer = error("UnexpectedStubCall")
+    if "/applications(uniqueName=" in path and method == "PATCH":
+        if scenario.get("graph_refused"):
+            answer = error("Authorization_RequestDenied")
+        elif state["app"]:
+            answer = (True, "")  # 204 No Content
+        elif prefer == "create-if-missing":
+            state["app"] = True
+            answer = (True, json.dumps({"id": "object-1", "appId": APP_ID}))
+        else:
+            answer = error("Request_ResourceNotFound")
+    elif "/applications(uniqueName=" in path and method == "GET":
+        if not state["app"] or count("app_get") <= scenario.get("app_reads_missing", 0):
+            answer = error("Request_ResourceNotFound")
+        else:
+            answer = (True, json.dumps({"id": "object-1", "appId": APP_ID, "identifierUris": []}))
+    elif f"/servicePrincipals(appId='{APP_ID}')" in path and method == "PATCH":
+        if count("sp_upsert") <= scenario.get("sp_failures", 0):
+            answer = error("Request_BadRequest")  # the new app has not replicated yet
+        elif prefer == "create-if-missing" or state["sp"]:
+            state["sp"] = True
+            answer = (True, "")
+    state_file.write_text(json.dumps(state))
+    return answer
+
+
 def body_of(reference):
     if reference and reference.startswith("@"):
         return Path(reference[1:]).read_text()
@@ -112,7 +154,11 @@ if tool == "az":
         record["method"], record["url"] = option("--method"), option("--url")
         record["body"] = body_of(option("--body"))
         record["headers"] = option("--headers")
-        ok, body = arm(record["method"], record["url"])
+        if "graph.microsoft.com" in record["url"]:
+            prefer = (record["headers"] or "").removeprefix("Prefer=") or None
+            ok, body = graph(record["method"], record["url"], prefer)
+        else:
+            ok, body = arm(record["method"], record["url"])
         finish(0, body) if ok else finish(1, err=f"Bad Request({body})\n")
     # Any other command: what az does signed out, or nothing.
     if not scenario.get("az_signed_in"):
@@ -127,7 +173,7 @@ if tool == "azd":
     if args[:2] == ["env", "get-values"]:
         finish(1, err="ERROR: no environment exists\n")
     if args[:2] == ["env", "set"]:
-        finish(0)
+        finish(1, err="ERROR: env set failed\n") if scenario.get("azd_env_set_fails") else finish(0)
     finish(2, err="azd stub: unexpected command\n")
 
 if tool == "curl":
@@ -139,7 +185,12 @@ if tool == "curl":
     record["stdin"] = sys.stdin.read() if "--config" in args else ""
     record["method"] = option("--request")
     record["body"] = body_of(option("--data-binary"))
-    ok, body = arm(record["method"], url)
+    record["headers"] = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--header"]
+    if "graph.microsoft.com" in url:
+        prefer = next((h.split(": ", 1)[1] for h in record["headers"] if h.startswith("Prefer: ")), None)
+        ok, body = graph(record["method"], url, prefer)
+    else:
+        ok, body = arm(record["method"], url)
     finish(0, body) if ok else finish(22, body, "curl: (22) The requested URL returned error: 400\n")
 
 if tool == "sqlcmd":
@@ -164,6 +215,14 @@ class Run:
 
     def of(self, tool: str) -> list[dict[str, Any]]:
         return [c for c in self.calls if c["tool"] == tool]
+
+    def graph_calls(self) -> list[tuple[str, str, str]]:
+        """(cli, method, url) of every Microsoft Graph request, in order."""
+        return [
+            (c["tool"], c["method"], c["url"])
+            for c in self.calls
+            if c.get("method") and "graph.microsoft.com" in c.get("url", "")
+        ]
 
     def arm_calls(self) -> list[tuple[str, str, str]]:
         """(cli, method, url) of every ARM request, in order."""
@@ -402,7 +461,13 @@ def test_the_stub_path_hides_the_machine_clis(stubs: Stubs):
     assert os.access(stubs.system / "python3", os.X_OK)
 
 
-HOOK_SCRIPTS = ["postprovision.sh", "postdeploy.sh", "lib/arm.sh"]
+HOOK_SCRIPTS = [
+    "preprovision.sh",
+    "postprovision.sh",
+    "postdeploy.sh",
+    "lib/arm.sh",
+    "lib/graph.sh",
+]
 
 
 @pytest.mark.parametrize("script", HOOK_SCRIPTS)
