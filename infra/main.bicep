@@ -133,9 +133,6 @@ param apimCorsAllowedOrigins array = [
   '*'
 ]
 
-@description('True once infra/scripts/postdeploy.sh has stored the Function App host key in API Management (azd: APIM_BACKEND_CREDENTIAL_EXISTS, set by the hook); later deployments then keep the backend credential.')
-param apimBackendCredentialExists bool = false
-
 @description('Calls allowed per API Management subscription key per minute.')
 param apimRateLimitCallsPerMinute int = 300
 
@@ -304,7 +301,6 @@ module apim 'app/apim.bicep' = {
     corsAllowedOrigins: apimCorsAllowedOrigins
     rateLimitCalls: apimRateLimitCallsPerMinute
     rateLimitPeriodSeconds: 60
-    backendCredentialExists: apimBackendCredentialExists
   }
 }
 

@@ -627,9 +627,9 @@ def bicep_calls(path: Path) -> list[str]:
 
 
 def test_no_template_reads_a_key_with_a_list_function():
-    # listKeys() on a new Function App fails while its host has not started
-    # (Azure/azure-functions-host#5722, #6568): infra/scripts/postdeploy.sh reads the host
-    # key after the code is published. No other list*() either: templates hold no secret.
+    # No host key is needed (the app validates Entra tokens), and listKeys() on a new
+    # Function App fails while its host has not started (Azure/azure-functions-host#5722,
+    # #6568). No other list*() either: templates hold no secret.
     for path in BICEP_FILES:
         calls = [c for c in bicep_calls(path) if re.search(r"(^|\.)list\w*$", c)]
         assert not calls, (rel(path), calls)
@@ -748,30 +748,29 @@ def test_api_import_keeps_required_query_parameters_as_query_parameters():
     assert api["translateRequiredQueryParameters"] == "query"
 
 
-def test_apim_backend_and_postdeploy_hook_agree_on_the_host_key():
-    # apim.bicep declares the backend; the postdeploy hook creates the named value and sets
-    # the backend's credential. Their names must match, and provisioning must learn from the
-    # azd environment that the named value exists (tests/test_infra_types.py evaluates the
-    # credential for both values of the flag).
+def test_api_management_sends_no_credential_to_the_function_app():
+    # The functions are anonymous at the Functions level and the app validates the caller's
+    # Entra token itself: no host key is read (listKeys), stored (named value) or sent.
     res = resources(APP / "apim.bicep")
-    variables = parsed(APP / "apim.bicep")["variables"]
-    backend_id = variables["backendId"]["value"]
-    named_value = variables["hostKeyNamedValue"]["value"]
-    assert resource_body(res["backend"])["name"] == "backendId"
+    backend = resource_body(res["backend"])
+    assert backend["name"] == "backendId"
+    assert "credentials" not in backend["properties"]
+    backend_id = parsed(APP / "apim.bicep")["variables"]["backendId"]["value"]
     assert (
         apim_policy().find("inbound/set-backend-service").get("backend-id")
         == backend_id
     )
-    hook = (INFRA / "scripts" / "postdeploy.sh").read_text()
-    assert f"\nNAMED_VALUE={named_value}\n" in hook
-    assert f"\nBACKEND={backend_id}\n" in hook
-    assert "azd env set APIM_BACKEND_CREDENTIAL_EXISTS true" in hook
-    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    assert params["apimBackendCredentialExists"]["value"] == (
-        "${APIM_BACKEND_CREDENTIAL_EXISTS=false}"
+    assert not (INFRA / "scripts" / "postdeploy.sh").exists()
+    for path in infra_text_files():
+        if path.name == "openapi.json":
+            continue  # the app's contract, generated from the code (make openapi)
+        text = path.read_text().lower()
+        assert "functions-key" not in text and "host-key" not in text, rel(path)
+    assert (
+        "apimBackendCredentialExists" not in parsed(INFRA / "main.bicep")["parameters"]
     )
-    apim_params = main_modules()["apim"]["config"]["params"]
-    assert apim_params["backendCredentialExists"] == "apimBackendCredentialExists"
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert not [name for name in params if "Credential" in name]
     api = resource_body(res["api"])["properties"]
     assert api["format"] == "openapi+json"
     assert render(api["value"]) == "load_text_content(../openapi.json)"
@@ -817,7 +816,7 @@ def test_openapi_avoids_what_api_management_cannot_import():
 # azd, Docker path, emulator config, postprovision
 
 
-def test_azure_yaml_declares_the_function_service_and_hook():
+def test_azure_yaml_declares_the_function_service_and_hooks():
     doc = yaml.safe_load((REPO / "azure.yaml").read_text())
     assert doc["services"]["api"] == {
         "project": ".",
@@ -825,7 +824,9 @@ def test_azure_yaml_declares_the_function_service_and_hook():
         "host": "function",
     }
     assert doc["infra"]["path"] == "infra"
-    for name in ("postprovision", "postdeploy"):
+    # No postdeploy hook: nothing hands API Management a key after the code is published.
+    assert set(doc["hooks"]) == {"preprovision", "postprovision"}
+    for name in doc["hooks"]:
         for shell in ("posix", "windows"):
             hook = doc["hooks"][name][shell]
             assert hook["run"] == f"bash ./infra/scripts/{name}.sh", (name, shell)

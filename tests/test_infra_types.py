@@ -568,15 +568,12 @@ def test_sql_server_has_the_identity_that_resolves_users_for_a_service_principal
     assert output.text.decode() == "sql.outputs.identityPrincipalId"
 
 
-def test_backend_sends_the_host_key_only_once_the_named_value_exists():
-    # API Management refuses a backend that refers to a missing named value; the postdeploy
-    # hook creates it, then sets APIM_BACKEND_CREDENTIAL_EXISTS for later deployments.
+def test_backend_points_at_the_function_app_without_a_credential():
+    # The app validates the caller's Entra token; API Management forwards the request as is.
     apim = bicep(INFRA / "app" / "apim.bicep")
     backend = _object_properties(apim.resources["backend"])
-    credentials = _object_properties(backend["properties"])["credentials"]
-    assert evaluate(credentials, apim, {"backendCredentialExists": False}) is None
-    assert evaluate(credentials, apim, {"backendCredentialExists": True}) == {
-        "header": {"x-functions-key": ["{{orders-functions-host-key}}"]}
-    }
-    assert apim.allowed["backendCredentialExists"] is None  # a bool, default false
-    assert literal(apim.defaults["backendCredentialExists"]) is False
+    properties = _object_properties(backend["properties"])
+    assert "credentials" not in properties
+    env = {"functionApp": {"properties": {"defaultHostName": "func-1.example"}}}
+    assert evaluate(properties["url"], apim, env) == "https://func-1.example/api"
+    assert "backendCredentialExists" not in apim.allowed

@@ -6,8 +6,7 @@ migrations. Each test puts stub `az`, `azd`, `curl`, `sqlcmd` and `python` progr
 some of them: a missing one is a CLI that is not installed) first on an isolated PATH, runs
 the script and asserts on the calls the stubs recorded and on the exit code. The stubs answer
 ARM and Microsoft Graph requests like the services would, as a scenario says.
-tests/test_infra_postdeploy.py and tests/test_infra_preprovision.py use the same stubs for
-the other hooks.
+tests/test_infra_preprovision.py uses the same stubs for the preprovision hook.
 """
 
 from __future__ import annotations
@@ -73,20 +72,6 @@ def arm(method, url):
         return error("InvalidRequest")
     if method == "PUT" and "/firewallRules/AllowDeployerClientIp" in url:
         return error("AuthorizationFailed") if scenario.get("firewall_refused") else (True, "{}")
-    if method == "POST" and url.split("?")[0].endswith("/host/default/listkeys"):
-        if count("listkeys") <= scenario.get("listkeys_failures", 0):
-            return error("ServiceUnavailable")
-        keys = {"masterKey": "MASTER", "systemKeys": {}}
-        keys["functionKeys"] = {"default": scenario["host_key"]} if scenario.get("host_key") else {}
-        return True, json.dumps(keys)
-    if "/namedValues/" in url and method == "PUT":
-        return error("ValidationError") if scenario.get("named_value_refused") else (True, "")
-    if "/namedValues/" in url and method == "GET":
-        states = scenario.get("named_value_states", ["Succeeded"])
-        state = states[min(count("named_value_get"), len(states)) - 1]
-        return True, json.dumps({"properties": {"secret": True, "provisioningState": state}})
-    if "/backends/" in url and method == "PATCH":
-        return True, "{}"
     return error("UnexpectedStubCall")
 
 
@@ -461,13 +446,7 @@ def test_the_stub_path_hides_the_machine_clis(stubs: Stubs):
     assert os.access(stubs.system / "python3", os.X_OK)
 
 
-HOOK_SCRIPTS = [
-    "preprovision.sh",
-    "postprovision.sh",
-    "postdeploy.sh",
-    "lib/arm.sh",
-    "lib/graph.sh",
-]
+HOOK_SCRIPTS = ["preprovision.sh", "postprovision.sh", "lib/arm.sh", "lib/graph.sh"]
 
 
 @pytest.mark.parametrize("script", HOOK_SCRIPTS)

@@ -1,13 +1,8 @@
 // API Management in front of the Function App: the API is imported from
 // infra/openapi.json (generated from the code), calls reach the app through a backend
-// entity that adds the Function App host key from a secret named value, and telemetry
-// goes to Application Insights with the gateway's managed identity.
-//
-// The key is not read here: listKeys() on a Function App whose host has not started (no code
-// deployed yet) fails intermittently (Azure/azure-functions-host#5722, #6568). The azd
-// postdeploy hook, infra/scripts/postdeploy.sh, creates the named value and sets the backend's
-// credential once the code runs; after that, backendCredentialExists tells this template that
-// the named value exists, so the backend declared here keeps referring to it.
+// entity, and telemetry goes to Application Insights with the gateway's managed identity.
+// The backend carries no credential: the functions are anonymous at the Functions level and
+// the app checks each caller's Microsoft Entra token itself, so no host key is read or stored.
 
 @description('Name of the API Management service.')
 param name string
@@ -60,12 +55,8 @@ param rateLimitCalls int = 300
 @maxValue(300)
 param rateLimitPeriodSeconds int = 60
 
-@description('True once infra/scripts/postdeploy.sh has created the secret named value with the Function App host key; the backend then sends it. False leaves the backend without a credential (API Management refuses a reference to a missing named value) until the hook runs.')
-param backendCredentialExists bool = false
-
 var apiName = 'orders-api'
 var backendId = 'orders-functions'
-var hostKeyNamedValue = 'orders-functions-host-key'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 var originElements = [for origin in corsAllowedOrigins: '<origin>${origin}</origin>']
@@ -139,13 +130,6 @@ resource backend 'Microsoft.ApiManagement/service/backends@2024-05-01' = {
     description: 'Function App ${functionApp.name}'
     protocol: 'http'
     url: 'https://${functionApp.properties.defaultHostName}/api'
-    credentials: backendCredentialExists ? {
-      header: {
-        'x-functions-key': [
-          '{{${hostKeyNamedValue}}}'
-        ]
-      }
-    } : null
     tls: {
       validateCertificateChain: true
       validateCertificateName: true
