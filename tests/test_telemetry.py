@@ -66,7 +66,12 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             extra_env={"TELEMETRY_TEST_DIR": str(folder)},
             module="tests.telemetry_host",
         )
-        with httpx.Client(base_url=host.base_url + "/api", timeout=30) as http:
+        # The API takes the development issuer's tokens where the stack has one.
+        token = getattr(stack, "token", None)
+        headers = {"Authorization": f"Bearer {token()}"} if token else {}
+        with httpx.Client(
+            base_url=host.base_url + "/api", timeout=30, headers=headers
+        ) as http:
             yield Traced(stack, host, http, folder)
     finally:
         stack.stop()

@@ -126,7 +126,11 @@ def make_run(tmp_path: Path) -> Iterator[tuple[httpx.Client, Received, Path]]:
                     + (tmp_path / "make-run.log").read_text(errors="replace")[-3000:]
                 )
             time.sleep(0.25)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api", timeout=30) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api",
+            timeout=30,
+            headers=_auth_headers(tmp_path / "state"),
+        ) as http:
             yield http, received, tmp_path / "telemetry"
     finally:
         # Ctrl-C, as a developer stops it: the stack stops everything it started.
@@ -138,6 +142,16 @@ def make_run(tmp_path: Path) -> Iterator[tuple[httpx.Client, Received, Path]]:
             process.wait()
         log.close()
         server.shutdown()
+
+
+def _auth_headers(state_dir: Path) -> dict[str, str]:
+    """An admin token of the stack's development issuer, where the stack has one."""
+    try:
+        from devtools import dev_issuer
+    except ImportError:
+        return {}
+    token = dev_issuer.mint(state_dir, ["Orders.Admin"], "otlp-test")
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _answers(url: str) -> bool:
