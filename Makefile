@@ -14,8 +14,13 @@ NODE_STAMP := node_modules/.package-lock.stamp
 PORT ?= 7071
 PYTEST_ARGS ?=
 FUZZ_EXAMPLES ?= 200
+RUN_ARGS ?=
+# `make run` writes traces, metrics and logs here (OTLP JSON lines) for `make trace` and
+# `make metrics`. The standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, ...) reach
+# the dev host as they are set.
+TELEMETRY_DIR ?= $(CURDIR)/.local/telemetry
 
-.PHONY: help deps run test lint clean openapi infra-check rebuild redrive bench fuzz
+.PHONY: help deps run test lint clean openapi infra-check rebuild redrive bench fuzz token trace metrics
 
 help: ## list the targets
 	@echo "Targets:"
@@ -38,7 +43,13 @@ $(NODE_STAMP): package-lock.json package.json
 deps: $(PY_STAMP) $(NODE_STAMP) ## install Python and npm dependencies (when changed)
 
 run: deps ## start Azurite, the Cosmos stand-in and the dev host (PORT=7071); Ctrl-C stops all
-	$(PY) -m devtools.stack run --port $(PORT)
+	TELEMETRY_DIR=$(TELEMETRY_DIR) $(PY) -m devtools.stack run --port $(PORT) $(RUN_ARGS)
+
+trace: $(PY_STAMP) ## a request's spans as a tree, from `make run`: ID=<correlation or trace id> (default: the last request)
+	@$(PY) -m devtools.traces --dir $(TELEMETRY_DIR) trace $(ID)
+
+metrics: $(PY_STAMP) ## the current cqrs.* metrics of `make run` (counters, gauges, latency p50/p95)
+	@$(PY) -m devtools.traces --dir $(TELEMETRY_DIR) metrics
 
 test: deps ## run the tests; options via PYTEST_ARGS="-x -k cosmos"
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -56,10 +67,15 @@ openapi: $(PY_STAMP) ## regenerate infra/openapi.json (the OpenAPI 3.0 rendering
 	$(PY) -m shared.openapi --version 3.0 > infra/openapi.json
 
 infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, drift against the code)
-	$(PY) -m pytest tests/test_infra.py $(PYTEST_ARGS)
+	$(PY) -m pytest tests/test_infra.py tests/test_infra_types.py tests/test_postprovision.py $(PYTEST_ARGS)
 
 bench: deps ## measure (statements, latencies, Cosmos requests per event) beside devtools/bench_baseline.json
 	$(PY) -m devtools.bench $(BENCH_ARGS)
+
+ROLES ?= Orders.Admin
+SUB ?= dev
+token: $(PY_STAMP) ## print an access token for the local stack: make -s token ROLES="Orders.Admin" SUB=ops
+	@$(PY) -m devtools.dev_issuer token --roles "$(ROLES)" --sub "$(SUB)"
 
 redrive: $(PY_STAMP) ## re-apply a projection's dead letters: PROJECTION=order-detail|...|all (SETTINGS=.local/settings.json)
 	$(PY) -m sync.redrive --projection $(PROJECTION) $(if $(SETTINGS),--settings $(SETTINGS))

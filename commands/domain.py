@@ -39,14 +39,18 @@ class Customer:
     email: str
     credit_limit_cents: int
     version: int
+    # The Entra ID subject of a self-service customer (Orders.Customer); None for staff-made.
+    owner_subject: str | None = None
 
     def snapshot(self) -> dict[str, Any]:
-        """What other documents carry of the customer (denormalized, with its version)."""
+        """What other documents carry of the customer (denormalized, with its version);
+        the owner lets the read side confine a self-service caller to their own records."""
         return {
             "id": self.id,
             "name": self.name,
             "email": self.email,
             "version": self.version,
+            "ownerSubject": self.owner_subject,
         }
 
     def state(self) -> dict[str, Any]:

@@ -19,7 +19,12 @@ from datetime import datetime
 
 from shared import outbox
 from shared.encoding import dumps, to_jsonable
-from shared.errors import IdempotencyKeyReused, PreconditionFailed, ValidationFailed
+from shared.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from shared.events import Event
 from shared.formats import IDEMPOTENCY_KEY_RE
 from shared.http import Request, Response
@@ -51,6 +56,10 @@ class CommandContext:
     command_id: str
     now: datetime
     expected_version: int | None = None
+    # Who asked ({"subject", "roles"}), stamped on every event; and, for a caller who
+    # may only touch their own records (Orders.Customer), their subject.
+    actor: dict | None = None
+    owner: str | None = None
 
     def event(
         self,
@@ -71,7 +80,19 @@ class CommandContext:
             correlation_id=self.correlation_id,
             causation_id=self.command_id,
             data=data,
+            actor=self.actor,
         )
+
+    def actor_or_system(self) -> dict:
+        """The actor to record; in-process callers without a token (tools, tests) are
+        the system."""
+        return self.actor or {"subject": "system", "roles": []}
+
+    def check_owner(self, owner_subject: str | None, what: str) -> None:
+        """404, as if it did not exist, when the caller may only act on their own records
+        and this one is someone else's (checked before anything is written)."""
+        if self.owner is not None and owner_subject != self.owner:
+            raise NotFound(f"{what} does not exist.")
 
     def check_version(self, current: int) -> None:
         """If-Match: refuse with 412 when the client's version is not the current one."""
@@ -110,7 +131,9 @@ def parse_if_match(value: str | None) -> int | None:
 def request_fingerprint(request: Request, route: str) -> str:
     # The validated body, normalized (10 and 10.00 are the same amount), not its raw bytes.
     body = to_jsonable(request.body.model_dump()) if request.body is not None else None
-    canonical = json.dumps([route, request.route_params, body], sort_keys=True)
+    # The caller is part of the request: another subject's key never replays its answer.
+    caller = request.principal.subject if request.principal else None
+    canonical = json.dumps([route, request.route_params, body, caller], sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -142,6 +165,8 @@ def execute(
         command_id=str(uuid.uuid4()),
         now=utcnow(),
         expected_version=parse_if_match(request.header("if-match")),
+        actor=request.principal.actor() if request.principal else None,
+        owner=request.owner,
     )
 
     def work(tx: Transaction) -> tuple[Response, list[Event]]:

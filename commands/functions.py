@@ -10,6 +10,7 @@ import azure.functions as func
 from commands import handlers, models
 from commands.execution import execute
 from shared import outbox
+from shared.auth import ADMIN, CATALOG, CUSTOMER, FULFILLMENT
 from shared.http import Request, Response, http_route
 from shared.publisher import publisher
 from shared.sql.db import database
@@ -27,6 +28,7 @@ def command(
     body: type,
     response: type,
     summary: str,
+    roles: tuple[str, ...],
 ) -> None:
     """Expose `handler(tx, ctx, body, **route_params)` as a command route (route params in snake_case).
 
@@ -55,6 +57,7 @@ def command(
         errors=EXISTING_ERRORS if existing else COMMAND_ERRORS,
         idempotent=True,
         conditional=existing,
+        roles=roles,
     )(adapter)
 
 
@@ -63,19 +66,24 @@ def _snake(name: str) -> str:
 
 
 # fmt: off
+# Who may run each command (shared.auth): Orders.Customer only on their own records.
+SELF_SERVICE = (ADMIN, CUSTOMER)
+CATALOG_WORK = (ADMIN, CATALOG)
+SHIPPING = (ADMIN, FULFILLMENT)
+
 # The command routes of the contract (docs/api.md), one per line.
-command("POST",   "customers",                            handlers.register_customer,       models.RegisterCustomer, models.Accepted,      "Register a customer")
-command("PATCH",  "customers/{customerId}",               handlers.change_customer,         models.ChangeCustomer,   models.Accepted,      "Change a customer's name, email or credit limit")
-command("POST",   "products",                             handlers.create_product,          models.CreateProduct,    models.Accepted,      "Add a product to the catalog")
-command("PATCH",  "products/{productId}",                 handlers.change_product,          models.ChangeProduct,    models.Accepted,      "Change a product's name or price")
-command("POST",   "products/{productId}/stock",           handlers.adjust_stock,            models.AdjustStock,      models.StockAccepted, "Adjust stock by a delta")
-command("POST",   "orders",                               handlers.place_order,             models.PlaceOrder,       models.OrderAccepted, "Place an order (reserves stock, checks credit)")
-command("POST",   "orders/{orderId}/items",               handlers.add_item,                models.AddItem,          models.OrderAccepted, "Add a line, or quantity to a line")
-command("DELETE", "orders/{orderId}/items/{productId}",   handlers.remove_item,             models.NoBody,           models.OrderAccepted, "Remove a line (releases stock)")
-command("PUT",    "orders/{orderId}/shipping-address",    handlers.change_shipping_address, models.Address,          models.Accepted,      "Change the shipping address")
-command("POST",   "orders/{orderId}/ship",                handlers.ship_order,              models.ShipOrder,        models.OrderAccepted, "Ship a placed order")
-command("POST",   "orders/{orderId}/deliver",             handlers.deliver_order,           models.NoBody,           models.OrderAccepted, "Mark a shipped order delivered")
-command("POST",   "orders/{orderId}/cancel",              handlers.cancel_order,            models.CancelOrder,      models.OrderAccepted, "Cancel a placed order (releases stock)")
+command("POST",   "customers",                            handlers.register_customer,       models.RegisterCustomer, models.Accepted,      "Register a customer",                              SELF_SERVICE)
+command("PATCH",  "customers/{customerId}",               handlers.change_customer,         models.ChangeCustomer,   models.Accepted,      "Change a customer's name, email or credit limit",  SELF_SERVICE)
+command("POST",   "products",                             handlers.create_product,          models.CreateProduct,    models.Accepted,      "Add a product to the catalog",                     CATALOG_WORK)
+command("PATCH",  "products/{productId}",                 handlers.change_product,          models.ChangeProduct,    models.Accepted,      "Change a product's name or price",                 CATALOG_WORK)
+command("POST",   "products/{productId}/stock",           handlers.adjust_stock,            models.AdjustStock,      models.StockAccepted, "Adjust stock by a delta",                          CATALOG_WORK)
+command("POST",   "orders",                               handlers.place_order,             models.PlaceOrder,       models.OrderAccepted, "Place an order (reserves stock, checks credit)",   SELF_SERVICE)
+command("POST",   "orders/{orderId}/items",               handlers.add_item,                models.AddItem,          models.OrderAccepted, "Add a line, or quantity to a line",                SELF_SERVICE)
+command("DELETE", "orders/{orderId}/items/{productId}",   handlers.remove_item,             models.NoBody,           models.OrderAccepted, "Remove a line (releases stock)",                   SELF_SERVICE)
+command("PUT",    "orders/{orderId}/shipping-address",    handlers.change_shipping_address, models.Address,          models.Accepted,      "Change the shipping address",                      SELF_SERVICE)
+command("POST",   "orders/{orderId}/ship",                handlers.ship_order,              models.ShipOrder,        models.OrderAccepted, "Ship a placed order",                              SHIPPING)
+command("POST",   "orders/{orderId}/deliver",             handlers.deliver_order,           models.NoBody,           models.OrderAccepted, "Mark a shipped order delivered",                   SHIPPING)
+command("POST",   "orders/{orderId}/cancel",              handlers.cancel_order,            models.CancelOrder,      models.OrderAccepted, "Cancel a placed order (releases stock)",           SELF_SERVICE)
 # fmt: on
 
 

@@ -24,7 +24,7 @@ from commands.domain import (
     require_placed,
 )
 from commands.execution import CommandContext, Outcome, accepted
-from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
+from shared.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from shared.events import Event
 from shared.money import to_cents
 from shared.sql.db import Transaction
@@ -44,8 +44,16 @@ def unique_or_conflict(tx: Transaction, message: str) -> Iterator[None]:
 def register_customer(
     tx: Transaction, ctx: CommandContext, cmd: models.RegisterCustomer
 ) -> Outcome:
+    # A self-service caller registers their own record, bound to their subject, once.
+    if ctx.owner is not None and repository.owned_customer_id(tx, ctx.owner):
+        raise Conflict("You have registered a customer record already.")
     customer = Customer(
-        str(uuid.uuid4()), cmd.name, cmd.email, to_cents(cmd.creditLimit), 1
+        str(uuid.uuid4()),
+        cmd.name,
+        cmd.email,
+        to_cents(cmd.creditLimit),
+        1,
+        owner_subject=ctx.owner,
     )
     with unique_or_conflict(tx, f"A customer with email {cmd.email!r} already exists."):
         repository.insert_customer(tx, customer, ctx.now)
@@ -83,11 +91,14 @@ def place_order(
     tx: Transaction, ctx: CommandContext, cmd: models.PlaceOrder
 ) -> Outcome:
     customer_id = cmd.customerId.lower()
-    if repository.get_customer(tx, customer_id) is None:
+    owner = repository.get_customer(tx, customer_id)
+    if owner is None:
         raise ValidationFailed(
             "The order refers to an unknown customer.",
             [FieldError("customerId", f"no customer {customer_id}")],
         )
+    if ctx.owner is not None and owner.owner_subject != ctx.owner:
+        raise Forbidden("You can place orders only for your own customer record.")
     order_id = str(uuid.uuid4())
     lines, reserved, missing, short = [], [], [], []
     for product_id, quantity in merge_lines(
@@ -126,6 +137,9 @@ def place_order(
     if customer is None:
         raise Conflict("The order would take the customer over their credit limit.")
     repository.insert_order(tx, order)
+    changes = repository.record_change(
+        tx, order.id, 1, "OrderPlaced", ctx.actor_or_system(), ctx.now
+    )
     events = [
         ctx.event(
             "OrderPlaced",
@@ -133,7 +147,10 @@ def place_order(
             order.id,
             1,
             customer_id,
-            {"order": order.state(), "customer": customer.snapshot()},
+            {
+                "order": {**order.state(), "changes": changes},
+                "customer": customer.snapshot(),
+            },
         ),
         *(
             ctx.event(
@@ -193,6 +210,7 @@ def change_customer(
     current = repository.lock_customer(tx, customer_id)
     if current is None:
         raise NotFound(f"Customer {customer_id} does not exist.")
+    ctx.check_owner(current.owner_subject, f"Customer {customer_id}")
     ctx.check_version(current.version)
     changes = _require_changes(cmd)
     customer = replace(
@@ -289,6 +307,11 @@ def _locked_order(tx: Transaction, ctx: CommandContext, order_id: str) -> Order:
     order = repository.lock_order(tx, _id(order_id, "Order"))
     if order is None:
         raise NotFound(f"Order {order_id.lower()} does not exist.")
+    if ctx.owner is not None:
+        customer = repository.get_customer(tx, order.customer_id)
+        ctx.check_owner(
+            customer.owner_subject if customer else None, f"Order {order.id}"
+        )
     ctx.check_version(order.version)
     return order
 
@@ -305,13 +328,19 @@ def _order_changed(
 ) -> Outcome:
     repository.update_order(tx, after, before.version)
     customer = repository.get_customer(tx, after.customer_id)
+    changes = repository.record_change(
+        tx, after.id, after.version, event_type, ctx.actor_or_system(), ctx.now
+    )
     event = ctx.event(
         event_type,
         "order",
         after.id,
         after.version,
         after.customer_id,
-        {"order": after.state(), "customer": customer.snapshot()}
+        {
+            "order": {**after.state(), "changes": changes},
+            "customer": customer.snapshot(),
+        }
         # Order events carry state; a removed line is gone from it, so name it for projections.
         | ({"removedProductId": removed_product_id} if removed_product_id else {}),
     )

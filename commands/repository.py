@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from commands.domain import Address, Customer, Order, OrderLine, Product
+from commands.domain import Address, Customer, Order, OrderLine, Product, iso
 from shared.sql.db import Sql, Transaction, db_time, from_db_time
 
 T = TypeVar("T")
 
-CUSTOMER_COLUMNS = "id, name, email, credit_limit_cents, version"
+CUSTOMER_COLUMNS = "id, name, email, credit_limit_cents, version, owner_subject"
 PRODUCT_COLUMNS = "id, sku, name, price_cents, stock, version"
 ORDER_COLUMNS = (
     "id, customer_id, status, ship_street, ship_city, ship_state, ship_postal_code, ship_country,"
@@ -30,9 +30,18 @@ def _inserted(columns: str) -> str:
 
 INSERT_CUSTOMER = Sql(
     "INSERT INTO customers (id, name, email, email_key, credit_limit_cents, open_orders_cents, version,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?)"
+    " created_at, updated_at, owner_subject) VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?)"
 )
 SELECT_CUSTOMER = Sql(f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?")
+SELECT_OWNED_CUSTOMER = Sql("SELECT id FROM customers WHERE owner_subject = ?")
+INSERT_CHANGE = Sql(
+    "INSERT INTO order_changes (order_id, version, change, actor_subject, actor_roles, changed_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+SELECT_CHANGES = Sql(
+    "SELECT version, change, actor_subject, actor_roles, changed_at FROM order_changes"
+    " WHERE order_id = ? ORDER BY version"
+)
 # The credit check: placed + shipped orders plus this amount may not exceed the limit.
 RESERVE_CREDIT = Sql(
     tsql=f"UPDATE customers SET open_orders_cents = open_orders_cents + ? OUTPUT {_inserted(CUSTOMER_COLUMNS)}"
@@ -78,7 +87,7 @@ def _one(
 
 
 def customer_from_row(row: tuple) -> Customer:
-    return Customer(row[0], row[1], row[2], int(row[3]), int(row[4]))
+    return Customer(row[0], row[1], row[2], int(row[3]), int(row[4]), row[5])
 
 
 def product_from_row(row: tuple) -> Product:
@@ -96,8 +105,46 @@ def insert_customer(tx: Transaction, customer: Customer, now: datetime) -> None:
             customer.credit_limit_cents,
             db_time(now),
             db_time(now),
+            customer.owner_subject,
         ),
     )
+
+
+def owned_customer_id(tx: Transaction, subject: str) -> str | None:
+    """The customer record a self-service subject registered, if any."""
+    row = tx.one(SELECT_OWNED_CUSTOMER, (subject,))
+    return row[0] if row else None
+
+
+def record_change(
+    tx: Transaction,
+    order_id: str,
+    version: int,
+    change: str,
+    actor: dict[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Note who made this version of the order; returns the order's whole change log."""
+    tx.execute(
+        INSERT_CHANGE,
+        (
+            order_id,
+            version,
+            change,
+            actor["subject"],
+            " ".join(actor["roles"]),
+            db_time(now),
+        ),
+    )
+    return [
+        {
+            "version": int(v),
+            "change": kind,
+            "by": {"subject": subject, "roles": roles.split()},
+            "at": iso(from_db_time(at)),
+        }
+        for v, kind, subject, roles, at in tx.all(SELECT_CHANGES, (order_id,))
+    ]
 
 
 def get_customer(tx: Transaction, customer_id: str) -> Customer | None:

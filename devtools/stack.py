@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
 
+from devtools import dev_issuer
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
 LOOPBACK = "127.0.0.1"
@@ -301,6 +303,8 @@ class DevHost:
         env = {
             **os.environ,
             **settings,
+            # Each host publishes the development issuer's keys and reads them from itself.
+            "AUTH_JWKS_URI": self.base_url + dev_issuer.JWKS_ROUTE,
             **(extra_env or {}),
             "PYTHONUNBUFFERED": "1",
         }
@@ -484,6 +488,11 @@ class LocalStack:
             "EVENTHUB_NAME": "domain-events",
             "LOCAL_EVENT_LOG_PATH": str(self.state_dir / "events.db"),
             "SQLITE_PATH": str(self.state_dir / "orders.db"),
+            # Tokens of the development issuer, checked as Entra ID tokens are in Azure.
+            **dev_issuer.settings(
+                self.state_dir, f"http://{LOOPBACK}:{self.ports.host}"
+            ),
+            "DEV_ISSUER_JWKS": str(dev_issuer.ensure_key(self.state_dir)),
         }
 
     def _azurite(self) -> ManagedProcess:
@@ -669,7 +678,11 @@ class LocalStack:
                     print(f"local stack: {exc}", file=sys.stderr, flush=True)
                     return
                 except Exception as exc:  # noqa: BLE001 - keep supervising; say what failed
-                    print(f"local stack: healing failed: {exc!r}", file=sys.stderr, flush=True)
+                    print(
+                        f"local stack: healing failed: {exc!r}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
         thread = threading.Thread(target=loop, name="stack-supervisor", daemon=True)
         thread.start()
@@ -678,6 +691,15 @@ class LocalStack:
         finally:
             done.set()
             thread.join()
+
+    def token(
+        self,
+        roles: tuple[str, ...] = ("Orders.Admin",),
+        subject: str = "local-admin",
+        lifetime: int = 4 * 3600,
+    ) -> str:
+        """An access token of the development issuer this stack's app trusts."""
+        return dev_issuer.mint(self.state_dir, list(roles), subject, lifetime)
 
     def service(self, name: str) -> ManagedProcess:
         """A running service by name ('azurite' or 'cosmos'), for fault tests."""

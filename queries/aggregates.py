@@ -48,7 +48,7 @@ def sales_stats(
 
     A day counts every order placed on it; revenue and top products count the
     orders not cancelled. Top products rank by revenue, then units, then id; a
-    product shows the name of its most recent order line.
+    product shows the name its lines carry on the latest day it sold.
     """
     days = {
         day.isoformat(): {"orders": 0, "revenueCents": 0, "cancelled": 0}
@@ -68,11 +68,13 @@ def sales_stats(
             if kind not in ("units", "revenueCents") or not product_id:
                 continue
             product = products.setdefault(
-                product_id, {"units": 0, "revenueCents": 0, "label": ""}
+                product_id, {"units": 0, "revenueCents": 0, "named": ("", "")}
             )
             product[kind] += value
-            label = doc.get("labels", {}).get(name, "")
-            product["label"] = max(product["label"], label)
+            # The name its lines carry on the latest day (ties: the greatest name).
+            names = doc.get("labels", {}).get(name, {})
+            if names:
+                product["named"] = max(product["named"], (doc["day"], max(names)))
     ranked = sorted(
         (item for item in products.items() if item[1]["units"]),
         key=lambda item: (-item[1]["revenueCents"], -item[1]["units"], item[0]),
@@ -95,8 +97,7 @@ def sales_stats(
         "topProducts": [
             {
                 "productId": product_id,
-                # "<placedAt>\t<name>": the most recent order line's name
-                "name": product["label"].partition("\t")[2],
+                "name": product["named"][1],
                 "units": product["units"],
                 "revenue": from_cents(product["revenueCents"]),
             }

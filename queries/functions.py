@@ -16,20 +16,24 @@ Azure adds a query-plan request and one request per physical partition):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
 from queries import aggregates, models, order_search, paging
 from queries.reads import read_document, read_with_min_version
+from shared.auth import ADMIN, CATALOG, CUSTOMER, FULFILLMENT, SUPPORT
 from shared.cosmos import container
-from shared.errors import NotFound
+from shared.errors import Forbidden, NotFound
 from shared.http import Request, Response, http_route
 from shared.read_model import AGGREGATE, AGGREGATE_ID
 
 bp = func.Blueprint()
 
 SINGLE = (400, 404)
+# Who may read orders and customers; Orders.Customer only their own (ownership).
+READ_ORDERS = (ADMIN, FULFILLMENT, SUPPORT, CUSTOMER)
 # Ids are server-generated UUIDs: anything else cannot exist (and never reaches Cosmos).
 _PLAUSIBLE_ID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -44,21 +48,51 @@ def _id(request: Request, name: str, what: str) -> str:
     return value
 
 
+def _check_customer_owner(request: Request, customer_id: str) -> None:
+    """For a self-service caller: 404 unless `customer_id` is their own record."""
+    if request.owner is None:
+        return
+    document = (
+        read_document("customers", customer_id, customer_id)
+        if _PLAUSIBLE_ID.match(customer_id)
+        else None
+    )
+    request.check_owner(
+        document.get("ownerSubject") if document else None, f"Customer {customer_id}"
+    )
+
+
 def _not_projected(what: str) -> NotFound:
     return NotFound(f"{what} does not exist (or is not projected yet).")
 
 
-def document_route(path: str, name: str, summary: str, response: type, shape) -> None:
+def document_route(
+    path: str,
+    name: str,
+    summary: str,
+    response: type,
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+    roles: tuple[str, ...],
+    owner_of: Callable[[dict[str, Any]], str | None] | None = None,
+) -> None:
     """A single-document route: a point read by the id in the path (its partition key),
-    with read-your-writes (`minVersion`, `waitMs`), shaped for the API by `shape`."""
+    with read-your-writes (`minVersion`, `waitMs`), shaped for the API by `shape`;
+    `owner_of` names the subject a self-service caller must be to see the document."""
     container_name, param = re.fullmatch(r"(\w+)/\{(\w+)\}", path).groups()
     what = container_name[:-1].capitalize()
 
     def handler(request: Request) -> Response:
         doc_id = _id(request, param, what)
         params: models.ReadYourWrites = request.params
+
+        def read() -> dict[str, Any] | None:
+            document = read_document(container_name, doc_id, doc_id)
+            if document is not None and owner_of is not None:
+                request.check_owner(owner_of(document), f"{what} {doc_id}")
+            return document
+
         return read_with_min_version(
-            lambda: read_document(container_name, doc_id, doc_id),
+            read,
             params.minVersion,
             params.waitMs,
             f"{what} {doc_id}",
@@ -75,6 +109,7 @@ def document_route(path: str, name: str, summary: str, response: type, shape) ->
         query=models.ReadYourWrites,
         response=response,
         errors=SINGLE,
+        roles=roles,
     )(handler)
 
 
@@ -97,6 +132,8 @@ document_route(
     "Order detail",
     models.OrderDetail,
     models.order_detail,
+    READ_ORDERS,
+    owner_of=lambda document: document["customer"].get("ownerSubject"),
 )
 document_route(
     "customers/{customerId}",
@@ -104,6 +141,8 @@ document_route(
     "Customer with order totals",
     models.CustomerDetail,
     customer_detail,
+    READ_ORDERS,
+    owner_of=lambda document: document.get("ownerSubject"),
 )
 
 
@@ -117,10 +156,12 @@ document_route(
     query=models.CustomerOrdersParams,
     response=models.OrderPage,
     errors=SINGLE,
+    roles=READ_ORDERS,
 )
 def list_customer_orders(request: Request) -> Response:
     customer_id = _id(request, "customerId", "Customer")
     params: models.CustomerOrdersParams = request.params
+    _check_customer_owner(request, customer_id)
     query = order_search.customer_orders_query(customer_id, status=params.status)
     page = paging.single_partition_page(
         query, params.pageSize, params.continuationToken
@@ -145,10 +186,18 @@ def list_customer_orders(request: Request) -> Response:
     tag="orders",
     query=models.OrderSearchParams,
     response=models.OrderPage,
-    errors=(400,),
+    errors=(400, 403),
+    roles=READ_ORDERS,
 )
 def search_orders(request: Request) -> Response:
     params: models.OrderSearchParams = request.params
+    if request.owner is not None:
+        # Self-service: only within one's own customer record, never across customers.
+        if params.customerId is None:
+            raise Forbidden(
+                "Search your own orders with customerId=<your customer id>."
+            )
+        _check_customer_owner(request, params.customerId.lower())
     filters = {
         "status": params.status,
         "min_total": params.minTotal,
@@ -203,6 +252,7 @@ document_route(
     "Product with units sold and revenue",
     models.ProductDetail,
     product_detail,
+    (ADMIN, CATALOG, SUPPORT, CUSTOMER),
 )
 
 
@@ -216,6 +266,7 @@ document_route(
     query=models.SalesStatsParams,
     response=models.SalesStats,
     errors=(400,),
+    roles=(ADMIN, CATALOG, SUPPORT),
 )
 def get_sales_stats(request: Request) -> Response:
     params = request.params

@@ -294,6 +294,20 @@ class StatusChange(BaseModel):
     at: str
 
 
+class Actor(BaseModel):
+    subject: str
+    roles: list[str]
+
+
+class OrderChange(BaseModel):
+    """One version of the order: what changed, who did it (token subject and roles), when."""
+
+    version: int
+    change: str
+    by: Actor
+    at: str
+
+
 class CustomerRef(BaseModel):
     name: str
     email: str
@@ -314,6 +328,7 @@ class OrderDetail(BaseModel):
     updatedAt: str
     version: int
     history: list[StatusChange]
+    changes: list[OrderChange]
 
 
 class OrdersByStatus(BaseModel):
@@ -399,7 +414,10 @@ def order_detail(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": order["id"],
         "customerId": order["customerId"],
-        "customer": document["customer"],
+        "customer": {
+            "name": document["customer"]["name"],
+            "email": document["customer"]["email"],
+        },
         "status": order["status"],
         "items": order["items"],
         "itemCount": order["itemCount"],
@@ -411,6 +429,9 @@ def order_detail(document: dict[str, Any]) -> dict[str, Any]:
         "updatedAt": order["updatedAt"],
         "version": document["version"],
         "history": order["history"],
+        "changes": order.get(
+            "changes", []
+        ),  # absent on orders projected before it existed
     }
 
 

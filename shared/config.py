@@ -120,14 +120,48 @@ SETTINGS: tuple[Setting, ...] = (
         azure="optional",
     ),
     Setting(
+        "AUTH_ISSUER",
+        "Issuer of the access tokens the API accepts: "
+        "https://login.microsoftonline.com/<tenant id>/v2.0 in Azure, the development issuer locally.",
+    ),
+    Setting(
+        "AUTH_AUDIENCE",
+        "Audience(s) of those tokens, comma-separated: the API app registration's "
+        "application ID URI and/or client id.",
+    ),
+    Setting(
+        "AUTH_JWKS_URI",
+        "Where the issuer publishes its signing keys: "
+        "https://login.microsoftonline.com/<tenant id>/discovery/v2.0/keys in Azure.",
+    ),
+    Setting(
         "AZURE_CLIENT_ID",
         "Client id of a user-assigned managed identity, if one is used.",
         azure="optional",
     ),
     Setting(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
-        "Application Insights connection; telemetry is off without it.",
+        "Application Insights connection: traces, metrics and logs go to Azure Monitor.",
         azure="optional",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTLP (HTTP/protobuf) endpoint of a collector, Jaeger or the Aspire dashboard; "
+        "traces, metrics and logs are sent there too. The other standard OTEL_* "
+        "variables (headers, intervals, resource attributes) apply.",
+        azure="optional",
+    ),
+    Setting(
+        "OTEL_SERVICE_NAME",
+        "Service name on every span, metric and log (cloud role name in Application Insights).",
+        default="orders",
+        azure="optional",
+    ),
+    Setting(
+        "TELEMETRY_DIR",
+        "Write traces, metrics and logs as OTLP JSON lines under this folder "
+        "(`make run`: .local/telemetry; read by `make trace` and `make metrics`).",
+        azure="local-only",
     ),
 )
 

@@ -49,6 +49,14 @@ class ValidationFailed(ProblemError):
     status, title, slug = 400, "Bad Request", "validation"
 
 
+class Unauthorized(ProblemError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(ProblemError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
 class NotFound(ProblemError):
     status, title, slug = 404, "Not Found", "not-found"
 

@@ -34,6 +34,8 @@ class Event:
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     schema_version: int = SCHEMA_VERSION
     position: int | None = None
+    # Who caused it: {"subject": <Entra ID oid/sub>, "roles": [...]} (None: the system).
+    actor: dict[str, Any] | None = None
 
     def with_position(self, position: int) -> Event:
         return replace(self, position=position)
@@ -51,6 +53,7 @@ class Event:
             "occurredAt": self.occurred_at.isoformat(timespec="microseconds"),
             "correlationId": self.correlation_id,
             "causationId": self.causation_id,
+            "actor": self.actor,
             "data": to_jsonable(self.data),
         }
 
@@ -72,6 +75,7 @@ class Event:
             correlation_id=doc["correlationId"],
             causation_id=doc["causationId"],
             data=doc["data"],
+            actor=doc.get("actor"),  # absent from events written before it existed
         )
 
     @classmethod

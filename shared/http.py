@@ -20,10 +20,13 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared import telemetry
+from shared.auth import Principal, authenticate, authorize
 from shared.availability import as_unavailable
 from shared.encoding import dumps
 from shared.errors import (
     FieldError,
+    NotFound,
     PayloadTooLarge,
     ProblemError,
     UnsupportedMediaType,
@@ -51,6 +54,8 @@ class RouteSpec:
     status: int = 200
     errors: tuple[int, ...] = ()
     anonymous: bool = False
+    # App roles allowed on the route (shared.auth); empty only for anonymous routes.
+    roles: tuple[str, ...] = ()
     idempotent: bool = False
     conditional: bool = False
     content_type: str = "application/json"
@@ -71,9 +76,19 @@ class Request:
     body: BaseModel | None = None
     params: BaseModel | None = None
     raw_body: bytes = b""
+    principal: Principal | None = None  # None only on anonymous routes
+    # The subject whose records alone this request may touch (a caller reaching the
+    # route only as Orders.Customer), or None for any record.
+    owner: str | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def check_owner(self, owner_subject: str | None, what: str) -> None:
+        """404, as if it did not exist, when the caller may only touch their own records
+        and `what` is someone else's."""
+        if self.owner is not None and owner_subject != self.owner:
+            raise NotFound(f"{what} does not exist.")
 
 
 @dataclass
@@ -182,6 +197,7 @@ def handle(
     """Run one request through parsing, the handler and error mapping."""
     headers = {k.lower(): v for k, v in req.headers.items()}
     correlation_id = correlation_id_of(headers)
+    telemetry.correlate(correlation_id)
     try:
         body = req.get_body() or b""
         request = Request(
@@ -192,6 +208,12 @@ def handle(
             correlation_id=correlation_id,
             raw_body=body,
         )
+        if not spec.anonymous:
+            # Who, then whether: before the body is even read, so a refused caller
+            # learns nothing about the request's shape and nothing is written.
+            request.principal = authenticate(headers)
+            authorize(request.principal, spec.roles)
+            request.owner = request.principal.owner_scope(spec.roles)
         if spec.body is not None:
             request.body = parse_body(spec.body, body, headers.get("content-type"))
         elif len(body) > MAX_BODY_BYTES:
@@ -250,14 +272,17 @@ def http_route(
         tag=tag,
         **contract,
     )
+    if not spec.anonymous and not spec.roles:
+        raise ValueError(f"route {name!r} names no role: say who may call it")
     ROUTES.append(spec)
-    auth = func.AuthLevel.ANONYMOUS if spec.anonymous else func.AuthLevel.FUNCTION
+    # The app checks the caller's Entra ID token itself (shared.auth): no host key.
+    auth = func.AuthLevel.ANONYMOUS
 
     def register(
         handler: Callable[[Request], Response],
     ) -> Callable[[Request], Response]:
         def entry(req: func.HttpRequest) -> func.HttpResponse:
-            return handle(spec, handler, req)
+            return telemetry.serve_http(handle, spec, handler, req)
 
         entry.__name__ = entry.__qualname__ = name
         methods = None if spec.method == "ANY" else [spec.method]  # None: every method

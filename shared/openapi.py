@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import formats
+from shared.auth import CUSTOMER, ROLES
 from shared.http import ROUTES, RouteSpec
 
 TITLE = "Orders API"
@@ -35,6 +36,8 @@ _STATUS_TEXT = {
     412: "Version mismatch (If-Match)",
     413: "Body too large",
     415: "Body is not application/json",
+    401: "No valid bearer token",
+    403: "The token's roles do not allow this operation",
     422: "Idempotency-Key reused with another request",
     503: "A dependency is unavailable",
 }
@@ -246,8 +249,10 @@ def build_document() -> dict[str, Any]:
             success["content"] = {spec.content_type: {"schema": {"type": "object"}}}
         operation["responses"][str(spec.status)] = success
         # Any route meets an unavailable dependency the same way (shared.http.handle):
-        # 503 with Retry-After, so every operation declares it.
-        for status in sorted({*spec.errors, 503}):
+        # 503 with Retry-After, so every operation declares it; and every route that
+        # needs a token answers 401 without one and 403 to a role it does not allow.
+        auth_errors = set() if spec.anonymous else {401, 403}
+        for status in sorted({*spec.errors, *auth_errors, 503}):
             operation["responses"][str(status)] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
                 "content": {
@@ -264,6 +269,25 @@ def build_document() -> dict[str, Any]:
         }
         if spec.anonymous:
             operation["security"] = []
+        else:
+            operation["security"] = [{"entraId": []}]
+            # The app roles (the token's `roles` claim) allowed on this operation.
+            operation["x-roles"] = list(spec.roles)
+            operation["description"] = (
+                "Roles: "
+                + ", ".join(f"`{r}`" for r in spec.roles)
+                + (
+                    " (`Orders.Customer`: own records only)."
+                    if CUSTOMER in spec.roles
+                    else "."
+                )
+            )
+            operation["responses"]["401"]["headers"] = {
+                "WWW-Authenticate": {
+                    "description": 'The Bearer challenge (error="invalid_token" when a token was sent).',
+                    "schema": {"type": "string"},
+                }
+            }
         paths.setdefault(path, {})[spec.method.lower()] = operation
     return {
         "openapi": OPENAPI_31,
@@ -278,14 +302,18 @@ def build_document() -> dict[str, Any]:
             "schemas": dict(sorted(components.items())),
             "parameters": HEADER_PARAMETERS,
             "securitySchemes": {
-                "functionKey": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "x-functions-key",
+                "entraId": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A Microsoft Entra ID access token for the API's app "
+                    "registration; its `roles` claim holds the app roles "
+                    + ", ".join(ROLES)
+                    + ". Locally: `make -s token ROLES=...`.",
                 }
             },
         },
-        "security": [{"functionKey": []}],
+        "security": [{"entraId": []}],
     }
 
 

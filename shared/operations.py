@@ -10,6 +10,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import openapi
+from shared.auth import ADMIN, SUPPORT, authenticate, authorize
 from shared.availability import RETRY_AFTER_SECONDS
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http import ROUTES, Request, Response, http_route
@@ -65,6 +66,8 @@ CHECKS = {"sql": _check_sql, "cosmos": _check_cosmos, "events": _check_events}
 def health(request: Request) -> Response:
     if not request.params.deep:
         return Response({"status": "healthy"})
+    # The deep check reveals the dependencies' state: operators only.
+    authorize(authenticate(request.headers), (ADMIN,))
     checks, healthy = {}, True
     for name, check in CHECKS.items():
         started = time.perf_counter()
@@ -80,16 +83,16 @@ def health(request: Request) -> Response:
                 "status": "unhealthy",
                 "error": f"{type(exc).__name__}: {exc}"[:300],
             }
-    body = {"status": "healthy" if healthy else "unhealthy", "checks": checks}
     if not healthy:
         error = ServiceUnavailable("A dependency is unhealthy.")
+        # A problem document whose `checks` member says which dependency failed.
         return Response(
-            {**error.as_json(), **body},
+            {**error.as_json(), "checks": checks},
             503,
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
             content_type="application/problem+json",
         )
-    return Response(body)
+    return Response({"status": "healthy", "checks": checks})
 
 
 @http_route(
@@ -130,6 +133,7 @@ class Projections(BaseModel):
     tag="operations",
     response=Projections,
     errors=(503,),
+    roles=(ADMIN, SUPPORT),
 )
 def projections(request: Request) -> Response:
     from sync.status import read_status
@@ -152,6 +156,7 @@ class RedriveResult(BaseModel):
     tag="operations",
     response=RedriveResult,
     errors=(404, 503),
+    roles=(ADMIN,),
 )
 def redrive_projection(request: Request) -> Response:
     from sync.projections import PROJECTIONS

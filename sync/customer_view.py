@@ -37,6 +37,7 @@ def plan(event: Event) -> list[Write]:
                     "email": c["email"],
                     "creditLimit": c["creditLimit"],
                     "nameSearch": c["name"].lower(),
+                    "ownerSubject": c.get("ownerSubject"),
                     "metadata": metadata(event),
                 },
             )

@@ -48,7 +48,12 @@ def product_search(order: dict[str, Any]) -> str:
 
 def customer_part(customer: dict[str, Any]) -> dict[str, Any]:
     return {
-        "customer": {"name": customer["name"], "email": customer["email"]},
+        "customer": {
+            "name": customer["name"],
+            "email": customer["email"],
+            # Whose order it is, for self-service reads (None: a staff-made customer).
+            "ownerSubject": customer.get("ownerSubject"),
+        },
         "customerSearch": customer["name"].lower(),
     }
 

@@ -38,7 +38,7 @@ def day_shard(day: str, shard: int) -> str:
 
 def sales_counts(order: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
     """What one order adds to its day's figures, and the product names it carries
-    (labels of the units counters: "<placedAt> <name>", so the latest order's name wins)."""
+    (labels of the units counters)."""
     if order["status"] == "cancelled":
         return {"orders": 1, "cancelled": 1}, {}
     counts = {"orders": 1, "revenueCents": to_cents(order["total"])}
@@ -48,7 +48,7 @@ def sales_counts(order: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]
         revenue = f"revenueCents:{line['productId']}"
         counts[units] = counts.get(units, 0) + line["quantity"]
         counts[revenue] = counts.get(revenue, 0) + to_cents(line["lineTotal"])
-        names[units] = f"{order['placedAt']}\t{line['name']}"
+        names[units] = line["name"]
     return counts, names
 
 

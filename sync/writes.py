@@ -79,8 +79,9 @@ class Counted:
     adds to the partition's aggregate document (`AGGREGATE_ID`): `counts` (integers,
     summed), `maxima` (values that only grow, such as a last order time: the aggregate
     keeps the largest) and `labels` (text describing a counter, such as a product's
-    name: the aggregate keeps the largest while that counter is not zero, so the
-    result does not depend on delivery order). `aggregate_fields` are set on the
+    name: the aggregate counts how many current contributions carry each text, so a
+    replaced contribution takes its text back and the result does not depend on
+    delivery order). `aggregate_fields` are set on the
     aggregate as they are (e.g. its day). Replacing a contribution and adjusting the
     aggregate by the difference happen in ONE transactional batch with etag
     preconditions, so a repeated, stale or concurrent event never counts twice.
@@ -122,7 +123,7 @@ def aggregate_after(
     """The aggregate document once each (old contribution or None, new one) is applied."""
     counters = dict((aggregate or {}).get("counters", {}))
     maxima = dict((aggregate or {}).get("maxima", {}))
-    labels = dict((aggregate or {}).get("labels", {}))
+    labels = {k: dict(v) for k, v in (aggregate or {}).get("labels", {}).items()}
     for old, new in changes:
         before = (old or {}).get("counts", {})
         for name in before.keys() | new.counts.keys():
@@ -131,11 +132,19 @@ def aggregate_after(
             )
             if counters[name] == 0:
                 del counters[name]
-        for source, into in ((new.maxima, maxima), (new.labels, labels)):
-            for name, value in source.items():
-                if name not in into or value > into[name]:
-                    into[name] = value
-    labels = {name: text for name, text in labels.items() if counters.get(name)}
+        for name, value in new.maxima.items():
+            if name not in maxima or value > maxima[name]:
+                maxima[name] = value
+        for name, text, step in [
+            *((n, t, -1) for n, t in (old or {}).get("labels", {}).items()),
+            *((n, t, 1) for n, t in new.labels.items()),
+        ]:
+            texts = labels.setdefault(name, {})
+            texts[text] = texts.get(text, 0) + step
+            if not texts[text]:
+                del texts[text]
+            if not texts:
+                del labels[name]
     fields = changes[-1][1].aggregate_fields if changes else {}
     return {
         **{k: v for k, v in (aggregate or {}).items() if not k.startswith("_")},

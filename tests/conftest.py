@@ -50,10 +50,15 @@ def devhost(local_stack: LocalStack) -> Iterator[DevHost]:
 
 
 @pytest.fixture(scope="session")
-def http(devhost: DevHost) -> Iterator[httpx.Client]:
-    """An HTTP client for the API: relative URLs such as `/orders/{id}` go to `<host>/api`."""
+def http(local_stack: LocalStack, devhost: DevHost) -> Iterator[httpx.Client]:
+    """An HTTP client for the API: relative URLs such as `/orders/{id}` go to `<host>/api`.
+
+    It sends an `Orders.Admin` token of the development issuer; tests of other roles
+    build their own headers with `local_stack.token(roles, subject)`."""
     with httpx.Client(
-        base_url=devhost.base_url + "/api", timeout=HTTP_TIMEOUT
+        base_url=devhost.base_url + "/api",
+        timeout=HTTP_TIMEOUT,
+        headers={"Authorization": f"Bearer {local_stack.token()}"},
     ) as client:
         yield client
 

@@ -98,3 +98,17 @@ def test_history_lists_the_status_changes_in_order():
         {"status": "placed", "at": "2026-01-02T03:04:05.000000Z"},
         {"status": "shipped", "at": "2026-01-03T00:00:00.000000Z"},
     ]
+
+
+def test_a_caller_is_confined_to_their_own_records_only_when_customer_is_all_that_lets_them_in():
+    from shared.auth import ADMIN, CUSTOMER, SUPPORT, Principal
+
+    shopper = Principal("s-1", frozenset({CUSTOMER}))
+    both = Principal("s-2", frozenset({CUSTOMER, SUPPORT}))
+    assert shopper.owner_scope((ADMIN, CUSTOMER)) == "s-1"
+    assert (
+        both.owner_scope((ADMIN, SUPPORT, CUSTOMER)) is None
+    )  # Support reads any record
+    assert both.owner_scope((ADMIN, CUSTOMER)) == "s-2"  # but commands only its own
+    assert shopper.granted((ADMIN, SUPPORT)) == frozenset()
+    assert shopper.actor() == {"subject": "s-1", "roles": [CUSTOMER]}

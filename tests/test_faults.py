@@ -179,8 +179,12 @@ def fault_host(fault_stack) -> DevHost:
 
 
 @pytest.fixture(scope="module")
-def api(fault_host) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fault_host.base_url + "/api", timeout=30) as client:
+def api(fault_stack, fault_host) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=fault_host.base_url + "/api",
+        timeout=30,
+        headers={"Authorization": f"Bearer {fault_stack.token()}"},
+    ) as client:
         yield client
 
 
@@ -369,7 +373,9 @@ def test_projection_status_never_fails_through_a_rebuild(http, local_stack):
     done = threading.Event()
 
     def poll() -> None:
-        with httpx.Client(base_url=http.base_url, timeout=30) as client:
+        with httpx.Client(
+            base_url=http.base_url, timeout=30, headers=http.headers
+        ) as client:
             while not done.is_set():
                 answers.append(client.get("/projections").status_code)
                 time.sleep(0.02)

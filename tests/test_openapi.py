@@ -38,7 +38,14 @@ def test_every_route_is_an_operation_with_its_errors():
         op = operations[(spec.method, path)]
         assert op["operationId"] == spec.name
         # 503: any request can meet an unavailable dependency (shared.http.handle).
-        assert set(op["responses"]) == {str(spec.status), *map(str, spec.errors), "503"}
+        # 401/403: every route that needs a token (shared.auth).
+        auth = set() if spec.anonymous else {"401", "403"}
+        assert set(op["responses"]) == {
+            str(spec.status),
+            *map(str, spec.errors),
+            "503",
+            *auth,
+        }
         assert "Retry-After" in op["responses"]["503"]["headers"]
 
 

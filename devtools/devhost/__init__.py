@@ -1,7 +1,7 @@
 """A dev-only Azure Functions host for the Python v2 programming model (never deployed).
 
-Core Tools cannot be installed here, so this package runs `function_app:app` the way
-`func start` would: app settings from local.settings.json, host.json options, HTTP
+Where Azure Functions Core Tools are not installed, this package runs `function_app:app`
+the way `func start` would: app settings from local.settings.json, host.json options, HTTP
 functions behind a real ASGI server, Event Hub triggers fed from the local event log
 (shared/eventlog.py) with checkpoints in Azurite, and NCRONTAB timers.
 

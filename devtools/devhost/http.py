@@ -10,6 +10,7 @@ out as they would in Azure.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -20,10 +21,11 @@ from azure.functions.http import HttpRequest as WorkerHttpRequest
 from azure.functions.http import HttpResponseConverter
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from devtools.dev_issuer import JWKS_ROUTE
 from devtools.devhost.indexing import HTTP_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker, build_kwargs
 from devtools.devhost.routing import RouteTable
@@ -31,6 +33,7 @@ from devtools.devhost.routing import RouteTable
 log = logging.getLogger("host")
 
 STATUS_PATH = "/admin/host/status"
+DEV_ISSUER_JWKS = "DEV_ISSUER_JWKS"  # path of the JWKS document to serve, if any
 PROBLEM_JSON = "application/problem+json"
 _PROBLEM_TYPES = {404: "not-found", 405: "method-not-allowed"}
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection"}
@@ -203,12 +206,13 @@ def create_app(
     async def host_status(_: Request) -> JSONResponse:
         return JSONResponse({"state": "Running", "functions": function_set})
 
-    return Starlette(
-        routes=[
-            Route(STATUS_PATH, host_status, methods=["GET"]),
-            Route("/{path:path}", FunctionDispatcher(table, invoker)),
-        ]
-    )
+    routes = [Route(STATUS_PATH, host_status, methods=["GET"])]
+    # The development token issuer's public keys (devtools/dev_issuer.py), published as
+    # an identity provider publishes its JWKS; the app fetches them via AUTH_JWKS_URI.
+    if jwks := os.environ.get(DEV_ISSUER_JWKS):
+        routes.append(Route(JWKS_ROUTE, lambda _: FileResponse(jwks), methods=["GET"]))
+    routes.append(Route("/{path:path}", FunctionDispatcher(table, invoker)))
+    return Starlette(routes=routes)
 
 
 def describe_routes(
