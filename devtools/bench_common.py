@@ -1,0 +1,162 @@
+"""Helpers the benchmark sections share: percentiles, commands run in-process, scratch databases."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+import uuid
+import warnings
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from azure.core.pipeline.transport import RequestsTransport
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank percentile (of 40 samples, p99 is the slowest one)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# The runner's line per batch (sync/runner.py), as the dev host logs it.
+BATCH_LOG_LINE = re.compile(
+    r"\] (?P<projection>[\w-]+): (?P<events>\d+) event\(s\) -> \d+ write\(s\), "
+    r"(?P<requests>\d+) Cosmos request\(s\)"
+)
+
+
+def batch_log_totals(text: str) -> dict[str, dict[str, int]]:
+    """Per projection: events, Cosmos requests and batches, summed over the log lines."""
+    totals: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"events": 0, "requests": 0, "batches": 0}
+    )
+    for match in BATCH_LOG_LINE.finditer(text):
+        t = totals[match["projection"]]
+        t["events"] += int(match["events"])
+        t["requests"] += int(match["requests"])
+        t["batches"] += 1
+    return dict(totals)
+
+
+class CpuPressure:
+    """How much of a stretch of time some runnable task waited for a CPU (Linux PSI,
+    /proc/pressure/cpu): the share of the machine other work took from the bench.
+    None where the kernel does not report it."""
+
+    def __init__(self) -> None:
+        self._start = (time.monotonic(), self._total())
+
+    @staticmethod
+    def _total() -> int | None:
+        try:
+            with open("/proc/pressure/cpu") as f:
+                some = f.readline().split()
+        except OSError:
+            return None
+        return int(some[-1].partition("=")[2])  # microseconds
+
+    def share(self) -> float | None:
+        started, total = self._start
+        now = self._total()
+        if total is None or now is None:
+            return None
+        return (now - total) / 1e6 / max(time.monotonic() - started, 1e-9)
+
+
+class InProcessCommands:
+    """Runs commands through the real handlers and `execute` on SQLite, publishing to a
+    local event log file, as the HTTP functions would; no HTTP and no host in between."""
+
+    def __init__(self, root: Path, partitions: int) -> None:
+        from shared.publisher import LocalLogPublisher
+        from shared.sql.db import Database, _sqlite_connect
+        from shared.sql.migrate import apply_migrations
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.db = Database(_sqlite_connect(str(root / "orders.db")), "sqlite")
+        apply_migrations(self.db)
+        self.publisher = LocalLogPublisher(str(root / "events.db"), partitions)
+
+    def run(self, handler: Any, body: Any, **route: str) -> dict[str, Any] | None:
+        """The 202 body, or None when a rule refused the command (no events then)."""
+        from commands.execution import execute
+        from shared.errors import ProblemError
+        from shared.http import Request
+
+        request = Request("POST", {}, {}, {}, str(uuid.uuid4()), body=body)
+        try:
+            response = execute(
+                request,
+                handler.__name__,
+                lambda tx, ctx: handler(tx, ctx, body, **route),
+                db=self.db,
+                events_to=self.publisher,
+            )
+        except ProblemError:
+            return None
+        return response.body
+
+    def event_count(self) -> int:
+        from shared import outbox
+
+        return outbox.stats(self.db)[1] or 0
+
+
+class DeadLetterList:
+    """Dead letters kept in memory: a benchmark run must end with none."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def put(
+        self, projection: str, delivery: Any, error: str, event_id: str | None
+    ) -> str:
+        self.items.append((projection, error))
+        return f"{projection}/{delivery.partition}/{delivery.sequence_number}"
+
+
+@contextlib.contextmanager
+def scratch_database(settings: Mapping[str, str], name: str) -> Iterator[None]:
+    """App code in this process against a new Cosmos database `name` of the stack's
+    stand-in, containers as declared in topology.json; the database is dropped after."""
+    from devtools.provision import app_settings
+    from shared import cosmos
+
+    with (
+        warnings.catch_warnings(),
+        app_settings({**settings, "COSMOS_DATABASE": name}),
+    ):
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+        cosmos.ensure_containers()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                cosmos.client().delete_database(name)
+
+
+class TransportCount:
+    """Counts the HTTP requests the Cosmos SDK sends while active (any thread)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._original = RequestsTransport.send
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        original, counter = self._original, self
+
+        def send(transport: Any, request: Any, **kwargs: Any) -> Any:
+            with counter._lock:  # the project's writer sends from a thread pool
+                counter.count += 1
+            return original(transport, request, **kwargs)
+
+        RequestsTransport.send = send  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        RequestsTransport.send = self._original  # type: ignore[method-assign]
