@@ -1,0 +1,586 @@
+"""End-to-end freshness under an open-loop load, through the dev host while projections run.
+
+Commands go out on a fixed timetable (rate x seconds, one every 1/rate s), never
+waiting for earlier replies: a slow server makes replies late, not sends, so
+queueing shows in the figures instead of being hidden by a client that backs off.
+The mix is a shop's: mostly orders placed, then shipping, delivery, cancellations,
+added lines, stock adjustments, a few renames and price changes.
+
+For every 202, a probing worker on a thread of its own watches the document the
+command changed (the order, customer or product document the API's point read
+returns) until it holds the command's version; 202 -> visible is when the answer
+that showed it arrived, so it includes up to one probe interval. Two ways
+(`probe`):
+
+- "cosmos" (default): every 25 ms, one query per container reads the versions of
+  all the documents still awaited, straight from the read model. The probes then
+  add no work to the dev host, whose 6 worker threads would otherwise share
+  commands with a few probe reads per command, and the command latency is that of
+  commands while projections run;
+- "api": `GET /orders/{id}`, `/customers/{id}` or `/products/{id}` with
+  `minVersion` (never waiting server-side) through the dev host, first 20 ms after
+  the 202, then backing off to every 100 ms: what a polling client sees, at the
+  price of that load on the host.
+
+Another loop polls `GET /projections` for the largest lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devtools.bench_common import CpuPressure, batch_log_totals, percentile
+from devtools.sample_data import ADDRESS
+
+LEVELS = (20, 50, 100)
+SECONDS = 12.0
+FIRST_PROBE = 0.02
+MAX_PROBE_INTERVAL = 0.1
+COSMOS_PROBE_INTERVAL = 0.025
+GIVE_UP = 30.0  # a command not visible by then counts as never visible
+LAG_POLL = 0.5
+CUSTOMERS = 20
+PRODUCTS = 10
+
+# Share of each command in the mix; one whose target is missing becomes a place-order.
+MIX = {
+    "place": 0.50,
+    "ship": 0.15,
+    "deliver": 0.08,
+    "cancel": 0.05,
+    "add item": 0.07,
+    "stock": 0.08,
+    "rename": 0.02,
+    "price": 0.05,
+}
+
+
+@dataclass
+class Sample:
+    """One command of the timetable and what became of it (perf_counter seconds)."""
+
+    level: int
+    kind: str
+    scheduled: float
+    sent: float = 0.0
+    answered: float | None = None
+    status: int | None = None
+    probe: tuple[str, int] | None = None  # (path, version) the command leads to
+    visible: float | None = None
+    probes: int = 0
+
+
+@dataclass
+class LevelResult:
+    rate: int
+    seconds: float
+    started: float
+    samples: list[Sample] = field(default_factory=list)
+    lag: list[tuple[float, int, float]] = field(default_factory=list)  # t, events, s
+    probe: str = "cosmos"
+    probe_requests: int = 0
+    probe_failures: int = 0
+    client_cpu: float = 0.0  # this process's CPU seconds during the level
+    cpu_pressure: float | None = None  # share of the level some task waited for a CPU
+    sync: dict[str, dict[str, int]] = field(default_factory=dict)  # from the host log
+
+
+class CosmosWatcher:
+    """Watches documents in the read model for versions, many per query, on a thread."""
+
+    def __init__(self) -> None:
+        from shared.cosmos import container
+
+        self._container = container
+        self._lock = threading.Lock()
+        self._awaited: dict[str, dict[str, list[tuple[Sample, Any]]]] = {}
+        self._stop = threading.Event()
+        self.queries = 0
+        self.failures = 0
+        self.thread = threading.Thread(
+            target=self._run, name="bench-cosmos-watcher", daemon=True
+        )
+        self.thread.start()
+
+    def watch(self, sample: Sample) -> concurrent.futures.Future:
+        """Done once the sample's document holds its version (or after GIVE_UP)."""
+        assert sample.probe is not None
+        path, _ = sample.probe
+        _, container_name, doc_id = path.split("/")
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            self._awaited.setdefault(container_name, {}).setdefault(doc_id, []).append(
+                (sample, done)
+            )
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.wait(COSMOS_PROBE_INTERVAL):
+            with self._lock:
+                wanted = {name: list(ids) for name, ids in self._awaited.items() if ids}
+            for name, ids in wanted.items():
+                try:
+                    self.queries += 1
+                    versions = {
+                        row["id"]: row["version"]
+                        for row in self._container(name).query_items(
+                            "SELECT c.id, c.version FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+                            parameters=[{"name": "@ids", "value": ids}],
+                            enable_cross_partition_query=True,
+                        )
+                    }
+                except Exception:  # noqa: BLE001 - a failed probe is retried next tick
+                    self.failures += 1
+                    continue
+                now = time.perf_counter()
+                with self._lock:
+                    for doc_id in ids:
+                        waiting = self._awaited[name].get(doc_id, [])
+                        for entry in list(waiting):
+                            sample, done = entry
+                            sample.probes += 1
+                            seen = versions.get(doc_id)
+                            if seen is not None and seen >= sample.probe[1]:
+                                sample.visible = now
+                            elif now - (sample.answered or now) < GIVE_UP:
+                                continue
+                            waiting.remove(entry)
+                            done.set_result(None)
+                        if not waiting:
+                            self._awaited[name].pop(doc_id, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+
+
+class Prober:
+    """Watches 202s until their documents are visible, on a thread of its own, and
+    polls the projections' lag."""
+
+    def __init__(self, base_url: str, mode: str = "cosmos") -> None:
+        self.base_url = base_url
+        self.mode = mode
+        self.cosmos = CosmosWatcher() if mode == "cosmos" else None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="bench-prober", daemon=True
+        )
+        self.thread.start()
+        self.client: httpx.AsyncClient = self._call(self._open())
+        self.status: Counter = Counter()
+
+    async def _open(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=30,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    @property
+    def requests(self) -> int:
+        """Probe requests so far (queries of the read model, or GETs through the API)."""
+        if self.cosmos is not None:
+            return self.cosmos.queries
+        return sum(self.status.values())
+
+    @property
+    def failures(self) -> int:
+        """Probes that failed or got an answer other than 200/404."""
+        if self.cosmos is not None:
+            return self.cosmos.failures
+        return sum(n for status, n in self.status.items() if status not in (200, 404))
+
+    def watch(self, sample: Sample) -> concurrent.futures.Future:
+        if self.cosmos is not None:
+            return self.cosmos.watch(sample)
+        return asyncio.run_coroutine_threadsafe(self._watch(sample), self.loop)
+
+    async def _watch(self, sample: Sample) -> None:
+        assert sample.probe is not None and sample.answered is not None
+        path, version = sample.probe
+        pause = FIRST_PROBE
+        while time.perf_counter() - sample.answered < GIVE_UP:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_PROBE_INTERVAL)
+            sample.probes += 1
+            try:
+                response = await self.client.get(
+                    path, params={"minVersion": str(version)}
+                )
+            except httpx.HTTPError:
+                self.status["error"] += 1
+                continue
+            self.status[response.status_code] += 1
+            if (
+                response.status_code == 200
+                and response.json().get("version", 0) >= version
+            ):
+                sample.visible = time.perf_counter()
+                return
+
+    def poll_lag(self, into: LevelResult, stop: threading.Event) -> asyncio.Future:
+        async def loop() -> None:
+            while not stop.is_set():
+                try:
+                    response = await self.client.get("/projections")
+                    if response.status_code == 200:
+                        projections = response.json()["projections"]
+                        into.lag.append(
+                            (
+                                time.perf_counter(),
+                                max(p["lagEvents"] for p in projections),
+                                max(p["lagSeconds"] for p in projections),
+                            )
+                        )
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(LAG_POLL)
+
+        return asyncio.run_coroutine_threadsafe(loop(), self.loop)
+
+    def close(self) -> None:
+        if self.cosmos is not None:
+            self.cosmos.close()
+        self._call(self.client.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class Shop:
+    """The client's view of the shop: what exists, so each command has a valid target."""
+
+    def __init__(self, customers: list[str], products: list[str], seed: int = 3):
+        self.customers = customers
+        self.products = products
+        self.placed: list[dict[str, Any]] = []  # {"id", "lines"} free for a command
+        self.shipped: list[str] = []
+        self.rng = random.Random(seed)
+
+    def next_command(
+        self,
+    ) -> tuple[str, str, str, dict[str, Any] | None, Callable[[dict], None]]:
+        """(kind, method, path, body, on_202) for the next slot of the timetable."""
+        rng = self.rng
+        kind = rng.choices(list(MIX), list(MIX.values()))[0]
+        if kind in ("ship", "cancel", "add item") and not self.placed:
+            kind = "place"
+        if kind == "deliver" and not self.shipped:
+            kind = "place"
+        if kind == "place":
+            lines = rng.sample(self.products, rng.randint(1, 3))
+            body = {
+                "customerId": rng.choice(self.customers),
+                "items": [
+                    {"productId": p, "quantity": rng.randint(1, 3)} for p in lines
+                ],
+                "shippingAddress": ADDRESS,
+            }
+            return (
+                kind,
+                "POST",
+                "/orders",
+                body,
+                lambda r: self.placed.append({"id": r["id"], "lines": set(lines)}),
+            )
+        if kind in ("ship", "cancel", "add item"):
+            # Taken from the pool while the command is in flight: no two commands race
+            # for one order (that would be a 409 of the bench's making).
+            order = self.placed.pop(rng.randrange(len(self.placed)))
+            path = f"/orders/{order['id']}"
+            if kind == "ship":
+                return (
+                    kind,
+                    "POST",
+                    f"{path}/ship",
+                    {"trackingNumber": f"1Z{rng.randint(0, 10**8)}"},
+                    lambda r: self.shipped.append(r["id"]),
+                )
+            if kind == "cancel":
+                return kind, "POST", f"{path}/cancel", {"reason": "bench"}, _nothing
+            product = rng.choice(self.products)
+            order["lines"].add(product)
+            return (
+                kind,
+                "POST",
+                f"{path}/items",
+                {"productId": product, "quantity": 1},
+                lambda r: self.placed.append(order),
+            )
+        if kind == "deliver":
+            order_id = self.shipped.pop(rng.randrange(len(self.shipped)))
+            return kind, "POST", f"/orders/{order_id}/deliver", None, _nothing
+        if kind == "stock":
+            product = rng.choice(self.products)
+            return (
+                kind,
+                "POST",
+                f"/products/{product}/stock",
+                {"delta": rng.randint(1, 20)},
+                _nothing,
+            )
+        if kind == "rename":
+            customer = rng.choice(self.customers)
+            return (
+                kind,
+                "PATCH",
+                f"/customers/{customer}",
+                {"name": f"Load customer {rng.randint(0, 10**6)}"},
+                _nothing,
+            )
+        product = rng.choice(self.products)
+        return (
+            kind,
+            "PATCH",
+            f"/products/{product}",
+            {"price": rng.randint(100, 9999) / 100},
+            _nothing,
+        )
+
+
+def _nothing(_: dict) -> None:
+    return None
+
+
+def probe_path(kind: str, path: str, answer: dict[str, Any]) -> str:
+    """The document a command's change shows up in (the API path that reads it)."""
+    if kind in ("stock", "price"):
+        return "/products/" + path.split("/")[2]
+    if kind == "rename":
+        return path
+    return f"/orders/{answer['id']}"
+
+
+def setup(http: httpx.Client) -> Shop:
+    """Customers and products the load's commands use, created through the API."""
+    tag = uuid.uuid4().hex[:6]
+
+    def post(path: str, body: dict[str, Any]) -> str:
+        response = http.post(path, json=body)
+        if response.status_code != 202:
+            raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
+        return response.json()["id"]
+
+    customers = [
+        post(
+            "/customers",
+            {
+                "name": f"Load customer {i}",
+                "email": f"load{i}-{tag}@example.com",
+                "creditLimit": 10**9,
+            },
+        )
+        for i in range(CUSTOMERS)
+    ]
+    products = [
+        post(
+            "/products",
+            {
+                "sku": f"LOAD-{tag}-{i}",
+                "name": f"Load part {i}",
+                "price": 2.5 + i,
+                "stock": 10**8,
+            },
+        )
+        for i in range(PRODUCTS)
+    ]
+    return Shop(customers, products)
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    shop: Shop,
+    prober: Prober,
+    sample: Sample,
+    command: tuple,
+    watched: list[concurrent.futures.Future],
+) -> None:
+    kind, method, path, body, on_202 = command
+    sample.sent = time.perf_counter()
+    try:
+        response = await client.request(method, path, json=body)
+    except httpx.HTTPError:
+        sample.answered, sample.status = time.perf_counter(), 0
+        return
+    sample.answered, sample.status = time.perf_counter(), response.status_code
+    if response.status_code != 202:
+        return
+    answer = response.json()
+    on_202(answer)
+    sample.probe = (probe_path(kind, path, answer), answer["version"])
+    watched.append(prober.watch(sample))
+
+
+async def _run_level(
+    base_url: str, shop: Shop, prober: Prober, rate: int, seconds: float
+) -> LevelResult:
+    result = LevelResult(rate, seconds, 0.0)
+    watched: list[concurrent.futures.Future] = []
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        timeout=30,
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+    ) as client:
+        # Open some connections first, so the first sends do not pay for them.
+        await asyncio.gather(*(client.get("/health") for _ in range(10)))
+        stop = threading.Event()
+        lag = prober.poll_lag(result, stop)
+        result.started = start = time.perf_counter() + 0.1
+        tasks = []
+        for slot in range(int(rate * seconds)):
+            at = start + slot / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sample = Sample(rate, "", at)
+            command = shop.next_command()
+            sample.kind = command[0]
+            result.samples.append(sample)
+            tasks.append(
+                asyncio.create_task(
+                    _send(client, shop, prober, sample, command, watched)
+                )
+            )
+        await asyncio.gather(*tasks)
+    for future in watched:
+        await asyncio.wrap_future(future)
+    stop.set()
+    await asyncio.wrap_future(lag)
+    return result
+
+
+def settle(http: httpx.Client, timeout: float = 120.0) -> None:
+    """Wait until every projection has caught up, so one level does not spill into the next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = http.get("/projections")
+        if response.status_code == 200 and all(
+            p["lagEvents"] == 0 for p in response.json()["projections"]
+        ):
+            return
+        time.sleep(0.25)
+    raise RuntimeError("the projections did not catch up after the load")
+
+
+def measure(
+    base_url: str,
+    http: httpx.Client,
+    levels: tuple[int, ...] = LEVELS,
+    seconds: float = SECONDS,
+    host_log: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    probe: str = "cosmos",
+) -> list[LevelResult]:
+    """Each level in turn on one shop, the projections caught up in between. With the
+    dev host's log, also the projections' own counts (events, requests, batches).
+    Probing "cosmos" reads the stack's read model with its `settings`."""
+    if probe == "cosmos":
+        if settings is None:
+            raise ValueError("probing the read model needs the stack's settings")
+        from devtools.provision import app_settings
+
+        with app_settings(settings):
+            return _measure(base_url, http, levels, seconds, host_log, probe)
+    return _measure(base_url, http, levels, seconds, host_log, probe)
+
+
+def _measure(
+    base_url: str,
+    http: httpx.Client,
+    levels: tuple[int, ...],
+    seconds: float,
+    host_log: Path | None,
+    probe: str,
+) -> list[LevelResult]:
+    shop = setup(http)
+    settle(http)
+    prober = Prober(base_url, probe)
+    results = []
+    try:
+        for rate in levels:
+            requests, failures = prober.requests, prober.failures
+            offset = host_log.stat().st_size if host_log else 0
+            cpu, pressure = time.process_time(), CpuPressure()
+            result = asyncio.run(_run_level(base_url, shop, prober, rate, seconds))
+            result.client_cpu = time.process_time() - cpu
+            result.cpu_pressure = pressure.share()
+            result.probe = probe
+            result.probe_requests = prober.requests - requests
+            result.probe_failures = prober.failures - failures
+            settle(http)
+            if host_log:
+                with open(host_log, "rb") as log:
+                    log.seek(offset)
+                    result.sync = batch_log_totals(log.read().decode(errors="replace"))
+            results.append(result)
+    finally:
+        prober.close()
+    return results
+
+
+def figures(results: list[LevelResult]) -> dict[str, float]:
+    rows: dict[str, float] = {}
+    for r in results:
+        at = f"@ {r.rate}/s"
+        answered = [s for s in r.samples if s.answered is not None]
+        latency = [(s.answered - s.sent) * 1000 for s in answered]
+        slip = [(s.sent - s.scheduled) * 1000 for s in r.samples]
+        fresh = [(s.visible - s.answered) * 1000 for s in answered if s.visible]
+        accepted = [s for s in answered if s.status == 202]
+        rows[f"load commands sent {at}"] = len(r.samples)
+        rows[f"load p50 ms: command {at}"] = round(percentile(latency, 50), 1)
+        rows[f"load p99 ms: command {at}"] = round(percentile(latency, 99), 1)
+        rows[f"load p99 ms: send slip from the timetable {at}"] = round(
+            percentile(slip, 99), 1
+        )
+        rows[f"load non-2xx commands {at}"] = len(answered) - len(accepted)
+        rows[f"load p50 ms: 202 -> visible {at}"] = (
+            round(percentile(fresh, 50), 1) if fresh else -1
+        )
+        rows[f"load p99 ms: 202 -> visible {at}"] = (
+            round(percentile(fresh, 99), 1) if fresh else -1
+        )
+        rows[f"load never visible (>{GIVE_UP:.0f} s) {at}"] = len(accepted) - len(fresh)
+        rows[f"load max lag events {at}"] = max((e for _, e, _ in r.lag), default=-1)
+        rows[f"load max lag s {at}"] = max((s for _, _, s in r.lag), default=-1)
+        rows[f"load probe requests/s ({r.probe}) {at}"] = round(
+            r.probe_requests / r.seconds, 1
+        )
+        rows[f"load failed probes {at}"] = r.probe_failures
+        rows[f"load bench client CPU % of one core {at}"] = round(
+            100 * r.client_cpu / r.seconds, 1
+        )
+        if r.cpu_pressure is not None:
+            rows[f"load CPU pressure % (a task waited for a CPU) {at}"] = round(
+                100 * r.cpu_pressure, 1
+            )
+        for name, t in sorted(r.sync.items()):
+            rows[f"load Cosmos requests/event: {name} {at}"] = round(
+                t["requests"] / max(t["events"], 1), 2
+            )
+            rows[f"load events/batch: {name} {at}"] = round(
+                t["events"] / max(t["batches"], 1), 1
+            )
+    return rows
+
+
+def status_counts(results: list[LevelResult]) -> dict[int, Counter]:
+    """Command answers by status per level (for the notes under the table)."""
+    return {
+        r.rate: Counter(s.status for s in r.samples if s.status != 202) for r in results
+    }
