@@ -110,9 +110,9 @@ param sqlClientIpAddress string = ''
 @description('Cosmos DB serverless capacity mode.')
 param cosmosServerless bool = true
 
-@description('API Management tier.')
+// No Consumption: it lacks rate-limit-by-key, and the API is limited per caller (token subject).
+@description('API Management tier; every one listed has rate-limit-by-key (Consumption does not).')
 @allowed([
-  'Consumption'
   'Developer'
   'BasicV2'
   'StandardV2'
@@ -120,7 +120,7 @@ param cosmosServerless bool = true
   'Standard'
   'Premium'
 ])
-param apimSku string = 'Consumption'
+param apimSku string = 'BasicV2'
 
 @description('E-mail address of the API publisher.')
 param apimPublisherEmail string = 'noreply@example.com'
@@ -133,8 +133,14 @@ param apimCorsAllowedOrigins array = [
   '*'
 ]
 
-@description('Calls allowed per API Management subscription key per minute.')
+@description('Calls allowed per caller per minute at API Management: per token subject (oid, else sub), or per client IP address on the anonymous operations.')
 param apimRateLimitCallsPerMinute int = 300
+
+@description('Client id of the API\'s Microsoft Entra app registration (azd AUTH_API_CLIENT_ID, set by infra/scripts/preprovision.sh). Empty fails the deployment: run the hook first.')
+param authApiClientId string = ''
+
+@description('Application ID URI of that registration, e.g. api://<client id> (azd AUTH_API_APP_ID_URI, set by the hook).')
+param authApiAppIdUri string = ''
 
 @description('Partitions of the domain-events hub: the most instances that consume it in parallel per projection (Flex Consumption runs at most one per partition). Standard tier cannot change it after creation, so size it for growth; the capacity math is in the README.')
 @minValue(1)
@@ -161,6 +167,11 @@ var tags = {
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var sqlAdminSid = empty(sqlAdminObjectId) ? principalId : sqlAdminObjectId
+// Microsoft Entra v2.0 endpoints of this tenant (the app registration asks for v2 tokens), from
+// the cloud's login endpoint rather than a literal host.
+var authIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+var authJwksUri = '${environment().authentication.loginEndpoint}${tenant().tenantId}/discovery/v2.0/keys'
+var authOpenIdConfigUrl = '${authIssuer}/.well-known/openid-configuration'
 // Literal branches only: Bicep types a ternary as the union of its branches without flow
 // narrowing, so `!empty(p) ? p : ...` would keep '' from sqlAdminPrincipalType's list, and the
 // sql module's adminPrincipalType (User | Group | Application) would refuse it at compile time.
@@ -282,6 +293,10 @@ module functionApp 'app/function.bicep' = {
     sqlServerFullyQualifiedDomainName: sql.outputs.fullyQualifiedDomainName
     sqlDatabaseName: sql.outputs.databaseName
     maximumInstanceCount: functionMaximumInstanceCount
+    authIssuer: authIssuer
+    authJwksUri: authJwksUri
+    authApiClientId: authApiClientId
+    authApiAppIdUri: authApiAppIdUri
     instanceMemoryMB: functionInstanceMemoryMB
   }
 }
@@ -301,6 +316,10 @@ module apim 'app/apim.bicep' = {
     corsAllowedOrigins: apimCorsAllowedOrigins
     rateLimitCalls: apimRateLimitCallsPerMinute
     rateLimitPeriodSeconds: 60
+    authOpenIdConfigUrl: authOpenIdConfigUrl
+    authIssuer: authIssuer
+    authApiClientId: authApiClientId
+    authApiAppIdUri: authApiAppIdUri
   }
 }
 
@@ -334,4 +353,10 @@ output DeadLetterStorage__blobServiceUri string = storage.outputs.blobEndpoint
 output AZURE_APIM_NAME string = apim.outputs.name
 output AZURE_APIM_GATEWAY_URL string = apim.outputs.gatewayUrl
 output AZURE_APIM_API_URL string = apim.outputs.apiUrl
-output AZURE_APIM_SUBSCRIPTION_NAME string = apim.outputs.subscriptionName
+// How to ask for a token (az account get-access-token --resource $AUTH_API_APP_ID_URI) and what
+// the app checks; the same names as its settings, so a local run can accept Azure tokens.
+output AUTH_API_CLIENT_ID string = authApiClientId
+output AUTH_API_APP_ID_URI string = authApiAppIdUri
+output AUTH_ISSUER string = authIssuer
+output AUTH_AUDIENCE string = functionApp.outputs.authAudience
+output AUTH_JWKS_URI string = authJwksUri

@@ -55,9 +55,12 @@ def stubs(tmp_path: Path) -> Stubs:
 
 
 def preprovision(stubs: Stubs, scenario: dict[str, Any], **env: str) -> Run:
+    """Run the hook as azd does: inside an azd environment (unless the scenario says not)."""
     merged = {**ENV, **env}
     return stubs.run(
-        "preprovision.sh", scenario, {k: v for k, v in merged.items() if v}
+        "preprovision.sh",
+        {"azd_env": True, **scenario},
+        {k: v for k, v in merged.items() if v},
     )
 
 
@@ -256,6 +259,20 @@ def test_an_azd_environment_that_cannot_be_written_fails_the_hook(stubs: Stubs):
     assert run.returncode == 6
 
 
+def test_without_an_azd_environment_the_values_are_printed(stubs: Stubs):
+    # `az deployment sub create` path: azd may be installed, but there is no azd project.
+    run = preprovision(
+        stubs.install("azd", "az", "curl"), {"az_signed_in": True, "azd_env": False}
+    )
+    assert run.returncode == 0, run.stderr
+    assert env_sets(run) == {}
+    assert run.stdout.splitlines() == [
+        f"AUTH_API_CLIENT_ID={APP_ID}",
+        f"AUTH_API_APP_ID_URI=api://{APP_ID}",
+    ]
+    assert f"authApiClientId={APP_ID}" in run.stderr
+
+
 def test_an_administrator_made_registration_is_left_alone(stubs: Stubs):
     tools = stubs.install("azd", "az", "curl")
     given = {
@@ -328,3 +345,14 @@ def test_azure_yaml_runs_the_hook_before_provisioning():
         hook = doc["hooks"]["preprovision"][shell]
         assert hook["run"] == "bash ./infra/scripts/preprovision.sh"
         assert hook["continueOnError"] is False
+
+
+def test_the_values_the_hook_records_are_the_ones_the_deployment_reads():
+    hook = (REPO / "infra" / "scripts" / "preprovision.sh").read_text()
+    recorded = set(re.findall(r"azd env set (\w+) ", hook))
+    assert recorded == {"AUTH_API_CLIENT_ID", "AUTH_API_APP_ID_URI"}
+    params = json.loads((REPO / "infra" / "main.parameters.json").read_text())[
+        "parameters"
+    ]
+    assert params["authApiClientId"]["value"] == "${AUTH_API_CLIENT_ID}"
+    assert params["authApiAppIdUri"]["value"] == "${AUTH_API_APP_ID_URI}"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -433,12 +435,17 @@ def evaluate(node: Node, file: BicepFile, env: dict[str, Any]) -> Any:
             c for c in node.children if c.type == "arguments"
         ).named_children
         values = [evaluate(a, file, env) for a in arguments]
+        if callable(env.get(name)):  # tenant(), environment(), loadTextContent()...
+            return env[name](*values)
         functions = {
             "empty": lambda value: not value,
             "max": max,
             "min": min,
             "split": lambda text, separator: text.split(separator),
             "json": json.loads,
+            "replace": lambda text, old, new: text.replace(old, new),
+            "string": str,
+            "join": lambda items, separator: separator.join(items),
         }
         return functions[name](*values)
     if kind == "member_expression":
@@ -577,3 +584,83 @@ def test_backend_points_at_the_function_app_without_a_credential():
     env = {"functionApp": {"properties": {"defaultHostName": "func-1.example"}}}
     assert evaluate(properties["url"], apim, env) == "https://func-1.example/api"
     assert "backendCredentialExists" not in apim.allowed
+
+
+# ---------------------------------------------------------------------------------------
+# Microsoft Entra token settings: the Function App's and API Management's, from one place
+
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def cloud(login_endpoint: str) -> dict[str, Any]:
+    """What tenant() and environment() return in a cloud with this login endpoint."""
+    return {
+        "tenant": lambda: {"tenantId": TENANT},
+        "environment": lambda: {"authentication": {"loginEndpoint": login_endpoint}},
+    }
+
+
+@pytest.mark.parametrize(
+    "login",
+    [
+        "https://login.microsoftonline.com/",
+        "https://login.chinacloudapi.cn/",
+        "https://login.microsoftonline.us/",
+    ],
+)
+def test_token_settings_name_the_tenant_v2_endpoints(login: str):
+    main = bicep(INFRA / "main.bicep")
+    env = cloud(login)
+    issuer = evaluate(main.variables["authIssuer"], main, env)
+    assert issuer == f"{login}{TENANT}/v2.0"  # the iss of v2.0 access tokens
+    assert (
+        evaluate(main.variables["authJwksUri"], main, env)
+        == f"{login}{TENANT}/discovery/v2.0/keys"
+    )
+    assert (
+        evaluate(main.variables["authOpenIdConfigUrl"], main, env)
+        == f"{login}{TENANT}/v2.0/.well-known/openid-configuration"
+    )
+
+
+def test_the_audience_setting_holds_the_app_id_uri_and_the_client_id():
+    function = bicep(INFRA / "app" / "function.bicep")
+    env = {"authApiAppIdUri": f"api://{CLIENT_ID}", "authApiClientId": CLIENT_ID}
+    audience = evaluate(function.variables["authAudience"], function, env)
+    assert audience.split(",") == [f"api://{CLIENT_ID}", CLIENT_ID]
+    assert function.outputs["authAudience"].text.decode() == "authAudience"
+
+
+def test_the_policy_bicep_renders_is_well_formed_and_complete():
+    # The policy exactly as apim.bicep assembles it (its replace() calls), for sample values:
+    # no placeholder left over, the XML well-formed, the token settings where they belong.
+    apim = bicep(INFRA / "app" / "apim.bicep")
+    main = bicep(INFRA / "main.bicep")
+    env = cloud("https://login.microsoftonline.com/")
+    issuer = evaluate(main.variables["authIssuer"], main, env)
+    env |= {
+        "loadTextContent": lambda name: (INFRA / "app" / name).read_text(),
+        "originElements": ["<origin>https://shop.example</origin>"],
+        "rateLimitCalls": 300,
+        "rateLimitPeriodSeconds": 60,
+        "authOpenIdConfigUrl": evaluate(
+            main.variables["authOpenIdConfigUrl"], main, env
+        ),
+        "authIssuer": issuer,
+        "authApiAppIdUri": f"api://{CLIENT_ID}",
+        "authApiClientId": CLIENT_ID,
+    }
+    xml = evaluate(apim.variables["policyXml"], apim, env)
+    assert not re.findall(r"__[A-Z_]+__", xml), "placeholder left in the policy"
+    root = ET.fromstring(xml)
+    jwt = root.find("inbound/choose/otherwise/validate-jwt")
+    assert jwt.find("issuers/issuer").text == issuer
+    assert [a.text for a in jwt.findall("audiences/audience")] == [
+        f"api://{CLIENT_ID}",
+        CLIENT_ID,
+    ]
+    assert jwt.find("required-claims/claim/value").text == TENANT
+    assert (
+        root.find("inbound/cors/allowed-origins/origin").text == "https://shop.example"
+    )

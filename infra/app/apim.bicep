@@ -1,8 +1,11 @@
 // API Management in front of the Function App: the API is imported from
 // infra/openapi.json (generated from the code), calls reach the app through a backend
 // entity, and telemetry goes to Application Insights with the gateway's managed identity.
-// The backend carries no credential: the functions are anonymous at the Functions level and
-// the app checks each caller's Microsoft Entra token itself, so no host key is read or stored.
+// The gateway validates each caller's Microsoft Entra token (validate-jwt against the tenant's
+// OpenID configuration) and limits the call rate per token subject (rate-limit-by-key), both
+// in apim-policy.xml; clients need no subscription key. The backend carries no credential:
+// the functions are anonymous at the Functions level and the app checks the token again
+// itself, so no host key is read or stored.
 
 @description('Name of the API Management service.')
 param name string
@@ -13,9 +16,11 @@ param location string
 @description('Tags applied to the service.')
 param tags object
 
-@description('Pricing tier. Consumption is serverless (no fixed cost, scales to zero).')
+// Tiers with rate-limit-by-key (API Management policy reference: Developer, Basic, Basic v2,
+// Standard, Standard v2, Premium); Consumption has only rate-limit, which counts per
+// subscription key, not per caller.
+@description('Pricing tier; Basic v2 is the smallest with an SLA and per-key rate limits.')
 @allowed([
-  'Consumption'
   'Developer'
   'BasicV2'
   'StandardV2'
@@ -23,9 +28,9 @@ param tags object
   'Standard'
   'Premium'
 ])
-param sku string = 'Consumption'
+param sku string = 'BasicV2'
 
-@description('Units of the tier; ignored (0) for Consumption.')
+@description('Units of the tier.')
 param skuCapacity int = 1
 
 @description('E-mail address of the API publisher (required by API Management).')
@@ -48,19 +53,35 @@ param corsAllowedOrigins array = [
   '*'
 ]
 
-@description('Calls allowed per subscription key in each rate-limit period.')
+@description('Calls allowed per caller in each rate-limit period: per token subject, or per client IP address on the anonymous operations.')
 param rateLimitCalls int = 300
 
 @description('Length of the rate-limit period in seconds (at most 300).')
 @maxValue(300)
 param rateLimitPeriodSeconds int = 60
 
+@description('OpenID configuration document of the token issuer (signing keys, issuer).')
+param authOpenIdConfigUrl string
+
+@description('Issuer the tokens must name: https://<login endpoint>/<tenant id>/v2.0.')
+param authIssuer string
+
+@description('Client id of the API\'s app registration (audience of v2 tokens).')
+@minLength(36)
+@maxLength(36)
+param authApiClientId string
+
+@description('Application ID URI of the API\'s app registration (the other accepted audience).')
+@minLength(1)
+param authApiAppIdUri string
+
 var apiName = 'orders-api'
 var backendId = 'orders-functions'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 var originElements = [for origin in corsAllowedOrigins: '<origin>${origin}</origin>']
-var policyXml = replace(replace(replace(replace(loadTextContent('apim-policy.xml'), '__ALLOWED_ORIGINS__', join(originElements, '')), '__RATE_LIMIT_CALLS__', string(rateLimitCalls)), '__RATE_LIMIT_PERIOD__', string(rateLimitPeriodSeconds)), '__BACKEND_ID__', backendId)
+var policyLimits = replace(replace(replace(replace(loadTextContent('apim-policy.xml'), '__ALLOWED_ORIGINS__', join(originElements, '')), '__RATE_LIMIT_CALLS__', string(rateLimitCalls)), '__RATE_LIMIT_PERIOD__', string(rateLimitPeriodSeconds)), '__BACKEND_ID__', backendId)
+var policyXml = replace(replace(replace(replace(replace(policyLimits, '__AUTH_OPENID_CONFIG_URL__', authOpenIdConfigUrl), '__AUTH_ISSUER__', authIssuer), '__AUTH_APP_ID_URI__', authApiAppIdUri), '__AUTH_CLIENT_ID__', authApiClientId), '__AUTH_TENANT_ID__', tenant().tenantId)
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
@@ -76,7 +97,7 @@ resource apim 'Microsoft.ApiManagement/service@2024-05-01' = {
   tags: tags
   sku: {
     name: sku
-    capacity: sku == 'Consumption' ? 0 : skuCapacity
+    capacity: skuCapacity
   }
   identity: {
     type: 'SystemAssigned'
@@ -146,7 +167,9 @@ resource api 'Microsoft.ApiManagement/service/apis@2024-05-01' = {
     protocols: [
       'https'
     ]
-    subscriptionRequired: true
+    // The bearer token identifies the caller; a subscription key would be a second, shared
+    // credential that identifies no one.
+    subscriptionRequired: false
     format: 'openapi+json'
     value: loadTextContent('../openapi.json')
     // Required query parameters stay query parameters: the default ('template') turns them
@@ -209,20 +232,6 @@ resource apiDiagnostics 'Microsoft.ApiManagement/service/apis/diagnostics@2024-0
   }
 }
 
-// A subscription scoped to this API for the first client; its keys are read with
-// `az rest` (infra/README.md), never output by the deployment.
-resource clientSubscription 'Microsoft.ApiManagement/service/subscriptions@2024-05-01' = {
-  parent: apim
-  name: 'orders-clients'
-  properties: {
-    displayName: 'Orders API clients'
-    scope: '/apis/${api.name}'
-    state: 'active'
-    allowTracing: false
-  }
-}
-
 output name string = apim.name
 output gatewayUrl string = apim.properties.gatewayUrl
 output apiUrl string = '${apim.properties.gatewayUrl}/${apiPath}'
-output subscriptionName string = clientSubscription.name

@@ -1,7 +1,9 @@
 // Flex Consumption (FC1) plan and the Python 3.11 Function App. Every connection is
 // identity-based through the one user-assigned identity: no key or connection string
 // is stored in an app setting. The app settings below must cover every setting that
-// shared/config.py marks azure="required" (tests/test_infra.py checks it).
+// shared/config.py marks azure="required" (tests/test_infra.py checks it). Callers are
+// authenticated by the app itself (AUTH_* settings: Microsoft Entra tokens for the API's app
+// registration), not by Functions keys.
 
 @description('Name of the Function App.')
 param name string
@@ -74,6 +76,25 @@ param instanceMemoryMB int = 2048
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+
+@description('Issuer of the access tokens the app accepts: https://<login endpoint>/<tenant id>/v2.0.')
+param authIssuer string
+
+@description('Where that issuer publishes its signing keys (JWKS).')
+param authJwksUri string
+
+// A GUID: the length check makes a deployment without the preprovision hook's value fail
+// instead of configuring an audience no token carries.
+@description('Client id of the API\'s app registration: the audience of v2 access tokens.')
+@minLength(36)
+@maxLength(36)
+param authApiClientId string
+
+@description('Application ID URI of the API\'s app registration: the audience of tokens asked for by that URI.')
+@minLength(1)
+param authApiAppIdUri string
+
+var authAudience = '${authApiAppIdUri},${authApiClientId}'
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -161,9 +182,13 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DeadLetterStorage__blobServiceUri: storageBlobEndpoint
     DeadLetterStorage__credential: 'managedidentity'
     DeadLetterStorage__clientId: identityClientId
+    AUTH_ISSUER: authIssuer
+    AUTH_AUDIENCE: authAudience
+    AUTH_JWKS_URI: authJwksUri
   }
 }
 
 output name string = functionApp.name
 output id string = functionApp.id
 output defaultHostName string = functionApp.properties.defaultHostName
+output authAudience string = authAudience

@@ -11,8 +11,8 @@
 #      and the pre-authorized clients (a second call: they refer to the scope of step 1);
 #   4. PATCH /servicePrincipals(appId='<client id>') with Prefer: create-if-missing
 #      (retried while the new app replicates);
-#   5. `azd env set AUTH_API_CLIENT_ID ...` and `AUTH_API_APP_ID_URI ...`, which
-#      main.parameters.json passes to main.bicep (without azd: export the lines it prints).
+#   5. print AUTH_API_CLIENT_ID=... and AUTH_API_APP_ID_URI=..., and record them in the azd
+#      environment (`azd env set`), from which main.parameters.json passes them to main.bicep.
 # Every step is idempotent: a re-run changes nothing that is already as declared.
 #
 # Calls go to Microsoft Graph as whoever is signed in (lib/graph.sh): azd, else the Azure CLI.
@@ -198,7 +198,9 @@ fi
 # 5. Hand them to the deployment.
 echo "AUTH_API_CLIENT_ID=$app_id"
 echo "AUTH_API_APP_ID_URI=$app_id_uri"
-if command -v azd >/dev/null 2>&1 && [[ -n "${AZURE_ENV_NAME:-}" ]]; then
+# Recorded only where there is an azd environment to record them in (azd's hook, or a shell in
+# an azd project); a plain `az deployment` run takes the printed values instead.
+if command -v azd >/dev/null 2>&1 && azd env get-values >/dev/null 2>&1; then
   if ! azd env set AUTH_API_CLIENT_ID "$app_id" || ! azd env set AUTH_API_APP_ID_URI "$app_id_uri"; then
     echo "preprovision: could not record the app registration in the azd environment" >&2
     exit 6
