@@ -571,13 +571,20 @@ def sql_statement(sql: str) -> None:
 
 
 def sql_transaction(run: Callable[..., T]) -> Callable[..., T]:
-    """Decorates `Database.run`: one CLIENT span per transaction (with its retries)."""
+    """Decorates `Database.run`: one CLIENT span per transaction (with its retries) of
+    the operation being traced."""
 
     @functools.wraps(run)
     def traced(db: Any, work: Callable, *args: Any, **kwargs: Any) -> T:
         if not _state.enabled:
             return run(db, work, *args, **kwargs)
+        from opentelemetry import trace
         from opentelemetry.trace import SpanKind
+
+        if not trace.get_current_span().get_span_context().is_valid:
+            # Only inside a request, a publish or a batch: the relay's and the gauges'
+            # periodic reads would otherwise start a trace of their own every few seconds.
+            return run(db, work, *args, **kwargs)
 
         system, namespace, server = _database_identity(db.dialect)
         attributes: dict[str, Any] = {"db.system.name": system}
