@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import os
 import random
@@ -96,7 +97,9 @@ def _shape(value: Any) -> Any:
 
 
 class HistoryEvents:
-    """Builds the history's events in the project's event shapes."""
+    """Builds the history's events from real ones: each event is a copy of the real
+    event of its type with the ids, names, amounts, times and versions replaced, so
+    fields this does not know about keep the values a command gave them."""
 
     def __init__(self, templates: dict[str, Any], seed: int = 7) -> None:
         from shared.events import Event
@@ -107,6 +110,7 @@ class HistoryEvents:
         self.position = 10**9  # far from any position the write side hands out
         self.customers = [
             {
+                **self._data("CustomerRegistered")["customer"],
                 "id": str(uuid.uuid4()),
                 "name": f"History customer {i}",
                 "email": f"history{i}-{uuid.uuid4().hex[:6]}@example.com",
@@ -117,6 +121,7 @@ class HistoryEvents:
         ]
         self.products = [
             {
+                **self._data("ProductCreated")["product"],
                 "id": str(uuid.uuid4()),
                 "sku": f"H-{uuid.uuid4().hex[:8]}",
                 "name": f"History part {i}",
@@ -129,6 +134,9 @@ class HistoryEvents:
         self.orders = 0
         self.last_day = datetime.now(UTC).date() - timedelta(days=1)
 
+    def _data(self, event_type: str) -> dict[str, Any]:
+        return copy.deepcopy(self.templates[event_type].data)
+
     @property
     def heavy_customer(self) -> str:
         return self.customers[0]["id"]
@@ -140,9 +148,9 @@ class HistoryEvents:
     def _make(self, like: str, aggregate_id: str, version: int, key: str, data: dict):
         template = self.templates[like]
         self.position += 1
-        return self._event(
-            event_type=like,
-            aggregate_type=template.aggregate_type,
+        return dataclasses.replace(
+            template,
+            event_id=str(uuid.uuid4()),
             aggregate_id=aggregate_id,
             aggregate_version=version,
             partition_key=key,
@@ -155,14 +163,15 @@ class HistoryEvents:
 
     def setup(self) -> list[Any]:
         """The customers and products the orders refer to."""
-        events = [
-            self._make("CustomerRegistered", c["id"], 1, c["id"], {"customer": dict(c)})
-            for c in self.customers
-        ]
-        events += [
-            self._make("ProductCreated", p["id"], 1, p["id"], {"product": dict(p)})
-            for p in self.products
-        ]
+        events = []
+        for c in self.customers:
+            data = self._data("CustomerRegistered")
+            data["customer"] = dict(c)
+            events.append(self._make("CustomerRegistered", c["id"], 1, c["id"], data))
+        for p in self.products:
+            data = self._data("ProductCreated")
+            data["product"] = dict(p)
+            events.append(self._make("ProductCreated", p["id"], 1, p["id"], data))
         return events
 
     def _order(self, index: int) -> dict[str, Any]:
@@ -179,11 +188,14 @@ class HistoryEvents:
         picked = [self.products[index % PRODUCTS]]
         if self.rng.random() < 0.5:
             picked.append(self.products[(index + 1 + index // PRODUCTS) % PRODUCTS])
+        data = self._data("OrderPlaced")
+        line = data["order"]["items"][0]
         items = []
         for product in {p["id"]: p for p in picked}.values():
             quantity = self.rng.randint(1, 4)
             items.append(
                 {
+                    **line,
                     "productId": product["id"],
                     "sku": product["sku"],
                     "name": product["name"],
@@ -192,8 +204,7 @@ class HistoryEvents:
                     "lineTotal": product["price"] * quantity,
                 }
             )
-        template = self.templates["OrderPlaced"].data["order"]
-        order = copy.deepcopy(template)
+        order = data["order"]
         order.update(
             id=str(uuid.uuid4()),
             customerId=customer["id"],
@@ -209,30 +220,41 @@ class HistoryEvents:
             version=1,
             history=[{"status": "placed", "at": at}],
         )
-        return {"order": order, "customer": {**customer}}
+        if order.get("changes"):
+            order["changes"] = [{**order["changes"][0], "version": 1, "at": at}]
+        data["customer"] = {k: customer[k] for k in data["customer"]}
+        return data
+
+    def _cancelled(self, placed: dict[str, Any]) -> dict[str, Any]:
+        """The data of the order's cancellation, from the real OrderCancelled's shape."""
+        data = self._data("OrderCancelled")
+        order, at = copy.deepcopy(placed["order"]), placed["order"]["placedAt"]
+        cancelled = data["order"]
+        order.update(
+            status="cancelled",
+            cancellationReason="changed mind",
+            version=2,
+            history=[*order["history"], {**cancelled["history"][-1], "at": at}],
+        )
+        if cancelled.get("changes"):
+            order["changes"] = [
+                *order["changes"],
+                {**cancelled["changes"][-1], "version": 2, "at": at},
+            ]
+        return {**data, "order": order, "customer": placed["customer"]}
 
     def orders_until(self, total: int) -> list[Any]:
         """Order events (placed; one in ten then cancelled) up to `total` orders, in
         the order they happened: a batch then covers a day or two, as in a live shop."""
-        customer_keys = ("id", "name", "email", "version")
         happened = []
         while self.orders < total:
             data = self._order(self.orders)
-            data["customer"] = {k: data["customer"][k] for k in customer_keys}
             order = data["order"]
             happened.append((order["placedAt"], 1, "OrderPlaced", data))
             if self.orders % CANCEL_EVERY == CANCEL_EVERY - 1:
-                cancelled = copy.deepcopy(data)
-                cancelled["order"].update(
-                    status="cancelled",
-                    cancellationReason="changed mind",
-                    version=2,
-                    history=[
-                        *order["history"],
-                        {"status": "cancelled", "at": order["placedAt"]},
-                    ],
+                happened.append(
+                    (order["placedAt"], 2, "OrderCancelled", self._cancelled(data))
                 )
-                happened.append((order["placedAt"], 2, "OrderCancelled", cancelled))
             self.orders += 1
         happened.sort(key=lambda h: h[:2])
         return [
@@ -365,7 +387,7 @@ def _http_entries() -> dict[str, Any]:
 
 
 def cosmos_cost(
-    measured: dict[str, Route], calls: int = 20
+    measured: dict[str, Route], headers: Mapping[str, str], calls: int = 20
 ) -> dict[str, tuple[float, int, int]]:
     """Per route: the Cosmos DB time of one call (p50 ms), the documents the stand-in
     read for it and those it returned, from the route's handler called in this process. Splits a route's
@@ -406,6 +428,7 @@ def cosmos_cost(
                     f"http://localhost/api{route.path}",
                     params=dict(route.query),
                     route_params=dict(route.route_params),
+                    headers=dict(headers),
                     body=b"",
                 )
             )
@@ -442,10 +465,17 @@ def http_only_host(
 ) -> tuple[Any, str]:
     """A dev host serving only the HTTP functions, reading `database`; (process, base URL).
     Without the triggers, nothing in it consumes the stack's event log."""
+    from devtools.dev_issuer import JWKS_ROUTE
     from devtools.stack import LOOPBACK, ManagedProcess, free_port
 
     port = free_port()
-    env = {**os.environ, **settings, "COSMOS_DATABASE": database}
+    env = {
+        **os.environ,
+        **settings,
+        "COSMOS_DATABASE": database,
+        # Like the stack's hosts: it publishes the development issuer's keys itself.
+        "AUTH_JWKS_URI": f"http://{LOOPBACK}:{port}{JWKS_ROUTE}",
+    }
     process = ManagedProcess(
         f"host-history-{database}",
         [sys.executable, "-m", "devtools.devhost", "--host", LOOPBACK]
@@ -467,11 +497,14 @@ def _answers(url: str) -> bool:
 def measure(
     settings: Mapping[str, str],
     log_dir: Path,
+    headers: Mapping[str, str],
     sizes: tuple[int, ...] = SIZES,
     requests: int = 200,
 ) -> dict[str, Any]:
     """One read model per size, each behind its own HTTP-only dev host; the routes
-    timed with sizes taking turns. The databases are dropped afterwards."""
+    timed with sizes taking turns (`headers` carry the caller's token). The databases
+    are dropped afterwards."""
+    from devtools.dev_issuer import JWKS_ROUTE
     from devtools.devhost.settings import load_host_config
     from devtools.provision import app_settings
     from devtools.stack import HOST_STATUS_PATH
@@ -506,7 +539,9 @@ def measure(
             process.wait_until(lambda status=status: _answers(status), "answering")
         measured = {size: routes(h) for size, h in histories.items()}
         clients = {
-            size: httpx.Client(base_url=base_url + "/api", timeout=30)
+            size: httpx.Client(
+                base_url=base_url + "/api", timeout=30, headers=dict(headers)
+            )
             for size, (_, base_url) in hosts.items()
         }
         try:
@@ -518,8 +553,11 @@ def measure(
                 http.close()
         cost: dict[str, dict[int, tuple[float, int, int]]] = defaultdict(dict)
         for size, database in databases.items():
-            with app_settings({**settings, "COSMOS_DATABASE": database}):
-                for name, figures_ in cosmos_cost(measured[size]).items():
+            jwks = hosts[size][1] + JWKS_ROUTE  # the token is checked in-process too
+            with app_settings(
+                {**settings, "COSMOS_DATABASE": database, "AUTH_JWKS_URI": jwks}
+            ):
+                for name, figures_ in cosmos_cost(measured[size], headers).items():
                     cost[name][size] = figures_
     finally:
         for process, _ in hosts.values():

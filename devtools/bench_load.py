@@ -170,8 +170,11 @@ class Prober:
     """Watches 202s until their documents are visible, on a thread of its own, and
     polls the projections' lag."""
 
-    def __init__(self, base_url: str, mode: str = "cosmos") -> None:
+    def __init__(
+        self, base_url: str, headers: Mapping[str, str], mode: str = "cosmos"
+    ) -> None:
         self.base_url = base_url
+        self.headers = dict(headers)
         self.mode = mode
         self.cosmos = CosmosWatcher() if mode == "cosmos" else None
         self.loop = asyncio.new_event_loop()
@@ -185,6 +188,7 @@ class Prober:
     async def _open(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.base_url,
+            headers=self.headers,
             timeout=30,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
@@ -433,6 +437,7 @@ async def _run_level(
     watched: list[concurrent.futures.Future] = []
     async with httpx.AsyncClient(
         base_url=base_url,
+        headers=prober.headers,
         timeout=30,
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
     ) as client:
@@ -488,7 +493,8 @@ def measure(
 ) -> list[LevelResult]:
     """Each level in turn on one shop, the projections caught up in between. With the
     dev host's log, also the projections' own counts (events, requests, batches).
-    Probing "cosmos" reads the stack's read model with its `settings`."""
+    `http` carries the caller's token; probing "cosmos" reads the stack's read model
+    with its `settings`."""
     if probe == "cosmos":
         if settings is None:
             raise ValueError("probing the read model needs the stack's settings")
@@ -509,7 +515,8 @@ def _measure(
 ) -> list[LevelResult]:
     shop = setup(http)
     settle(http)
-    prober = Prober(base_url, probe)
+    headers = {"Authorization": http.headers["Authorization"]}
+    prober = Prober(base_url, headers, probe)
     results = []
     try:
         for rate in levels:
