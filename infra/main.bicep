@@ -152,6 +152,9 @@ param eventHubPartitionCount int = 16
 @maxValue(20)
 param eventHubCapacity int = 1
 
+@description('E-mail address the alerts (infra/app/observability.bicep) notify; empty: they fire in the portal only (azd: ALERT_EMAIL).')
+param alertEmail string = ''
+
 @description('Upper bound of Function App instances.')
 param functionMaximumInstanceCount int = 100
 
@@ -320,6 +323,19 @@ module apim 'app/apim.bicep' = {
     authIssuer: authIssuer
     authApiClientId: authApiClientId
     authApiAppIdUri: authApiAppIdUri
+  }
+}
+
+module observability 'app/observability.bicep' = {
+  name: 'observability'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    alertNamePrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}'
+    alertEmail: alertEmail
   }
 }
 
