@@ -313,11 +313,22 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]
                             host_log=log,
                             settings=stack.settings,
                             probe=args.probe,
+                            processes=_processes(stack, host),
                         )
                         figures.update(bench_load.figures(raw["load"]))
             finally:
                 host.stop()
     return figures, raw
+
+
+def _processes(stack: LocalStack, host: Any) -> dict[str, int]:
+    """The stack's processes whose CPU time the load reports (where the time goes)."""
+    named = {
+        "dev host http": getattr(host, "http", None),
+        "dev host triggers": getattr(host, "triggers", None),
+        "cosmos stand-in": stack.service("cosmos"),
+    }
+    return {name: p.pid for name, p in named.items() if p is not None and p.pid}
 
 
 def _progress(text: str) -> None:

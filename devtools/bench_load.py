@@ -41,7 +41,12 @@ from typing import Any
 
 import httpx
 
-from devtools.bench_common import CpuPressure, batch_log_totals, percentile
+from devtools.bench_common import (
+    CpuPressure,
+    batch_log_totals,
+    percentile,
+    process_cpu_seconds,
+)
 from devtools.sample_data import ADDRESS
 
 LEVELS = (20, 50, 100)
@@ -94,6 +99,8 @@ class LevelResult:
     probe_failures: int = 0
     client_cpu: float = 0.0  # this process's CPU seconds during the level
     cpu_pressure: float | None = None  # share of the level some task waited for a CPU
+    process_cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU seconds
+    window: float = 0.0  # seconds from the first send until every probe ended
     sync: dict[str, dict[str, int]] = field(default_factory=dict)  # from the host log
 
 
@@ -490,19 +497,22 @@ def measure(
     host_log: Path | None = None,
     settings: Mapping[str, str] | None = None,
     probe: str = "cosmos",
+    processes: Mapping[str, int] | None = None,
 ) -> list[LevelResult]:
     """Each level in turn on one shop, the projections caught up in between. With the
     dev host's log, also the projections' own counts (events, requests, batches).
     `http` carries the caller's token; probing "cosmos" reads the stack's read model
-    with its `settings`."""
+    with its `settings`. `processes` (name -> pid) get their CPU time per level."""
     if probe == "cosmos":
         if settings is None:
             raise ValueError("probing the read model needs the stack's settings")
         from devtools.provision import app_settings
 
         with app_settings(settings):
-            return _measure(base_url, http, levels, seconds, host_log, probe)
-    return _measure(base_url, http, levels, seconds, host_log, probe)
+            return _measure(
+                base_url, http, levels, seconds, host_log, probe, processes or {}
+            )
+    return _measure(base_url, http, levels, seconds, host_log, probe, processes or {})
 
 
 def _measure(
@@ -512,6 +522,7 @@ def _measure(
     seconds: float,
     host_log: Path | None,
     probe: str,
+    processes: Mapping[str, int],
 ) -> list[LevelResult]:
     shop = setup(http)
     settle(http)
@@ -523,9 +534,16 @@ def _measure(
             requests, failures = prober.requests, prober.failures
             offset = host_log.stat().st_size if host_log else 0
             cpu, pressure = time.process_time(), CpuPressure()
+            before = {name: process_cpu_seconds(pid) for name, pid in processes.items()}
+            began = time.perf_counter()
             result = asyncio.run(_run_level(base_url, shop, prober, rate, seconds))
+            result.window = time.perf_counter() - began
             result.client_cpu = time.process_time() - cpu
             result.cpu_pressure = pressure.share()
+            for name, pid in processes.items():
+                now, then = process_cpu_seconds(pid), before[name]
+                if now is not None and then is not None:
+                    result.process_cpu[name] = now - then
             result.probe = probe
             result.probe_requests = prober.requests - requests
             result.probe_failures = prober.failures - failures
@@ -569,9 +587,13 @@ def figures(results: list[LevelResult]) -> dict[str, float]:
             r.probe_requests / r.seconds, 1
         )
         rows[f"load failed probes {at}"] = r.probe_failures
-        rows[f"load bench client CPU % of one core {at}"] = round(
+        rows[f"load CPU % of one core: bench client {at}"] = round(
             100 * r.client_cpu / r.seconds, 1
         )
+        for name, cpu in r.process_cpu.items():
+            rows[f"load CPU % of one core: {name} {at}"] = round(
+                100 * cpu / r.seconds, 1
+            )
         if r.cpu_pressure is not None:
             rows[f"load CPU pressure % (a task waited for a CPU) {at}"] = round(
                 100 * r.cpu_pressure, 1
