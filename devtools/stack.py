@@ -51,6 +51,8 @@ STOP_TIMEOUT = 5.0
 # A child restarted this many times within this many seconds is crash-looping: give up.
 RESTART_BURST = 5
 RESTART_WINDOW = 60.0
+# How often the supervisor provisions again unprompted (rebuilding an emptied read model).
+PROVISION_INTERVAL = 30.0
 
 
 class StackError(RuntimeError):
@@ -464,6 +466,8 @@ class LocalStack:
         # heal() and stop() may run on different threads (a supervisor and the caller).
         self._lifecycle = threading.RLock()
         self._unprovisioned: set[str] = set()  # services restarted, not yet provisioned
+        self.provision_interval = PROVISION_INTERVAL
+        self._provisioned_at = time.monotonic()
 
     @property
     def azurite_connection_string(self) -> str:
@@ -627,7 +631,12 @@ class LocalStack:
                     self._wait_listening(proc, timeout)
                     restarted.append(proc.name)
                     self._unprovisioned |= {proc.name}
+            if time.monotonic() >= self._provisioned_at + self.provision_interval:
+                # Also now and then with nothing restarted: a read model emptied while
+                # the stack runs (its database deleted, say) is rebuilt from the outbox.
+                self._unprovisioned |= {"read model check"}
             if self._unprovisioned and self.provision:
+                self._provisioned_at = time.monotonic()
                 try:
                     self._provision()
                     self._unprovisioned = set()

@@ -271,6 +271,26 @@ def test_killing_cosmos_mid_burst_heals_with_no_operator_step(
     assert [p["deadLettered"] for p in status.json()["projections"]] == [0, 0, 0, 0]
 
 
+def test_a_read_model_emptied_while_the_stack_runs_is_rebuilt(
+    fault_stack, api, fault_sql, fault_cosmos
+):
+    c = customer(api)
+    p = product(api, stock=5)
+    placed = order(api, c["id"], [(p["id"], 1)])
+    assert_converges(fault_sql, fault_cosmos)
+    s = fault_stack.settings
+    CosmosClient(
+        s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
+    ).delete_database("orders")
+    fault_stack.provision_interval = 1.0
+    try:
+        with fault_stack.supervised(interval=0.2):
+            assert_converges(fault_sql, fault_cosmos, timeout=HEAL_SECONDS)
+    finally:
+        fault_stack.provision_interval = 30.0
+    assert api.get(f"/orders/{placed['id']}").status_code == 200
+
+
 def test_dead_letters_are_kept_when_their_container_vanished(fault_stack, api):
     storage = fault_stack.settings["DeadLetterStorage"]
     ContainerClient.from_connection_string(storage, "dead-letters").delete_container()
