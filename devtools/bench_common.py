@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -76,6 +77,37 @@ def process_cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@functools.cache
+def http_functions() -> dict[str, Any]:
+    """The app's HTTP entry points by function name, to call a route in this process as
+    the host would (the app indexes its blueprints once per process)."""
+    from function_app import app
+
+    return {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+
+
+def call_route(
+    name: str,
+    path: str,
+    query: Mapping[str, str],
+    route_params: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> Any:
+    """Call the HTTP function `name` in this process; its HttpResponse."""
+    import azure.functions as func
+
+    return http_functions()[name](
+        func.HttpRequest(
+            "GET",
+            f"http://localhost/api{path}",
+            params=dict(query),
+            route_params=dict(route_params),
+            headers=dict(headers),
+            body=b"",
+        )
+    )
 
 
 class InProcessCommands:

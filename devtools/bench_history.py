@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ import httpx
 from devtools.bench_common import (
     DeadLetterList,
     InProcessCommands,
+    call_route,
     percentile,
 )
 from devtools.sample_data import ADDRESS
@@ -378,14 +378,6 @@ def time_routes(
     return {name: dict(by_size) for name, by_size in samples.items()}
 
 
-@cache
-def _http_entries() -> dict[str, Any]:
-    """The app's functions by name (the app indexes its blueprints once per process)."""
-    from function_app import app
-
-    return {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
-
-
 def cosmos_cost(
     measured: dict[str, Route], headers: Mapping[str, str], calls: int = 20
 ) -> dict[str, tuple[float, int, int]]:
@@ -393,10 +385,8 @@ def cosmos_cost(
     read for it and those it returned, from the route's handler called in this process. Splits a route's
     latency between the project's code and the stand-in (which has no index: a
     cross-partition query reads every document of the container)."""
-    import azure.functions as func
     from azure.core.pipeline.transport import RequestsTransport
 
-    entries = _http_entries()
     original = RequestsTransport.send
     seen = {"ms": 0.0, "read": 0, "returned": 0}
 
@@ -419,18 +409,10 @@ def cosmos_cost(
 
     out = {}
     for name, route in measured.items():
-        entry = entries[route.handler]
 
-        def handler(route: Route = route, entry: Any = entry) -> None:
-            response = entry(
-                func.HttpRequest(
-                    "GET",
-                    f"http://localhost/api{route.path}",
-                    params=dict(route.query),
-                    route_params=dict(route.route_params),
-                    headers=dict(headers),
-                    body=b"",
-                )
+        def handler(route: Route = route) -> None:
+            response = call_route(
+                route.handler, route.path, route.query, route.route_params, headers
             )
             if response.status_code != 200:
                 raise RuntimeError(f"{route.path}: {response.status_code}")

@@ -148,16 +148,16 @@ def latency(
 
 
 def cosmos_requests(
-    settings: dict[str, str],
+    settings: dict[str, str], headers: dict[str, str]
 ) -> Callable[[str, str, dict[str, Any]], int]:
     """A function counting the Cosmos HTTP requests one in-process call of a route makes."""
     os.environ.update(settings)
     from azure.core.pipeline.transport import RequestsTransport
 
-    import function_app  # noqa: F401  (registers every route)
-    from queries import functions
-    from shared.http import ROUTES, Request, parse_query
+    from devtools.bench_common import call_route, http_functions
+    from shared.http import ROUTES
 
+    http_functions()  # imports the app, which declares ROUTES
     specs = {spec.name: spec for spec in ROUTES}
     original = RequestsTransport.send
     sent = {"count": 0}
@@ -176,13 +176,16 @@ def cosmos_requests(
             if part.startswith("{")
         }
         text_query = {name: str(value) for name, value in query.items()}
-        request = Request("GET", route_params, text_query, {}, "bench")
-        request.params = parse_query(spec.query, text_query) if spec.query else None
-        handler = getattr(functions, spec.name)
-        handler(request)  # warm-up: client, account and partition key range reads
+
+        def call() -> None:
+            response = call_route(spec.name, path, text_query, route_params, headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"{label}: {response.status_code}")
+
+        call()  # warm-up: client, account and partition key range reads
         sent["count"] = 0
         with mock.patch.object(RequestsTransport, "send", counting_send):
-            handler(request)
+            call()
         return sent["count"]
 
     return count
@@ -206,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         LocalStack(Path(state), fixed_ports=False) as stack,
     ):
         host = stack.start_devhost()
-        with httpx.Client(base_url=host.base_url + "/api", timeout=30) as http:
+        headers = {"Authorization": f"Bearer {stack.token()}"}
+        with httpx.Client(
+            base_url=host.base_url + "/api", timeout=30, headers=headers
+        ) as http:
             started = time.monotonic()
             data = seed(http, args.orders)
             settle(http)
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             measured = routes(data, http)
-            count = cosmos_requests(stack.settings)
+            count = cosmos_requests(stack.settings, headers)
             print(f"{'route':32} {'p50 ms':>8} {'p99 ms':>8} {'Cosmos requests':>16}")
             for label, path, query in measured:
                 p50, p99 = latency(http, path, query, args.requests)
