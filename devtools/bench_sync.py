@@ -464,5 +464,10 @@ def figures(result: dict[str, Any]) -> dict[str, float]:
             rows[f"sync Cosmos requests/event: {who} {name}"] = round(
                 p["requests"] / max(p["events"], 1), 2
             )
+    for who, run in (("project", project), ("seed-style", seed)):
+        for name, p in run["projections"].items():
+            rows[f"sync events/s of one projection: {who} {name}"] = round(
+                p["events"] / p["seconds"], 1
+            )
     rows["sync documents differing (project vs seed-style)"] = result["differing"]
     return rows
