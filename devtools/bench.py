@@ -33,7 +33,7 @@ import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -261,6 +261,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]
     with tempfile.TemporaryDirectory() as tmp:
         if "statements" in sections:
             figures.update(statements_per_command(Path(tmp)))
+            _mark(raw, "statements: SQL per command (in-process)", figures)
         if not {"commands", "sync", "load", "queries"} & set(sections):
             return figures, raw
         with LocalStack(Path(tmp) / "stack", fixed_ports=False) as stack:
@@ -274,6 +275,9 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]
                 raw["sync"] = bench_sync.measure(stack.settings, args.sync_events)
                 raw["pressure"]["sync"] = pressure.share()
                 figures.update(bench_sync.figures(raw["sync"]))
+                _mark(
+                    raw, "sync: the project against a seed-style synchronizer", figures
+                )
             if "queries" in sections:
                 _progress(f"queries: histories of {args.history_sizes} orders")
                 pressure = CpuPressure()
@@ -286,6 +290,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]
                 )
                 raw["pressure"]["queries"] = pressure.share()
                 figures.update(bench_history.figures(raw["queries"]))
+                _mark(raw, "queries: latency against history size", figures)
             if not {"commands", "load"} & set(sections):
                 return figures, raw
             host = stack.start_devhost()
@@ -303,6 +308,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]
                         time.sleep(2)  # let every projection drain before counting
                         figures.update(cosmos_requests_per_event(log))
                         figures.update(rebuild_figures(stack))
+                        _mark(raw, "commands: one at a time over HTTP", figures)
                     if "load" in sections:
                         _progress(f"load: {args.load_levels} commands/s")
                         raw["load"] = bench_load.measure(
@@ -316,9 +322,15 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]
                             processes=_processes(stack, host),
                         )
                         figures.update(bench_load.figures(raw["load"]))
+                        _mark(raw, "load: open loop through the dev host", figures)
             finally:
                 host.stop()
     return figures, raw
+
+
+def _mark(raw: dict[str, Any], title: str, figures: dict[str, float]) -> None:
+    """Remember where a section's figures end, for headings in the table."""
+    raw.setdefault("headings", []).append((len(figures), title))
 
 
 def _processes(stack: LocalStack, host: Any) -> dict[str, int]:
@@ -335,10 +347,21 @@ def _progress(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def report(figures: dict[str, float], baseline: dict[str, float]) -> str:
+def report(
+    figures: dict[str, float],
+    baseline: dict[str, float],
+    headings: Sequence[tuple[int, str]] = (),
+) -> str:
+    """The table; `headings` (figures so far, title) name the section each row is in."""
     width = max(len(k) for k in figures) + 2
     lines = [f"{'figure':<{width}}{'baseline':>12}{'now':>12}{'change':>10}"]
-    for name, value in figures.items():
+    starts, start = {}, 0
+    for end, title in headings:
+        starts[start] = title
+        start = end
+    for index, (name, value) in enumerate(figures.items()):
+        if index in starts:
+            lines.append(f"-- {starts[index]}")
         base = baseline.get(name)
         change = f"{(value - base) / base * 100:+.0f}%" if base else ""
         lines.append(
@@ -498,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     figures, raw = measure(args)
     baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
-    print(report(figures, baseline))
+    print(report(figures, baseline, raw.get("headings", [])))
     print()
     print(targets(figures))
     if text := notes(raw):
