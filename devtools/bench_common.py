@@ -31,6 +31,20 @@ BATCH_LOG_LINE = re.compile(
 )
 
 
+# The dev host's line per HTTP request (devtools/devhost/http.py): time inside the host.
+REQUEST_LOG_LINE = re.compile(
+    r"\] (?P<method>POST|PUT|PATCH|DELETE|GET) (?P<path>\S+) -> (?P<status>\d+) "
+    r"in (?P<ms>[\d.]+) ms"
+)
+
+
+def command_times_in_host(text: str) -> list[float]:
+    """Milliseconds each command request spent inside the dev host, from its log."""
+    return [
+        float(m["ms"]) for m in REQUEST_LOG_LINE.finditer(text) if m["method"] != "GET"
+    ]
+
+
 def batch_log_totals(text: str) -> dict[str, dict[str, int]]:
     """Per projection: events, Cosmos requests and batches, summed over the log lines."""
     totals: dict[str, dict[str, int]] = defaultdict(

@@ -44,6 +44,7 @@ import httpx
 from devtools.bench_common import (
     CpuPressure,
     batch_log_totals,
+    command_times_in_host,
     percentile,
     process_cpu_seconds,
 )
@@ -102,6 +103,7 @@ class LevelResult:
     process_cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU seconds
     window: float = 0.0  # seconds from the first send until every probe ended
     sync: dict[str, dict[str, int]] = field(default_factory=dict)  # from the host log
+    in_host: list[float] = field(default_factory=list)  # ms of each command in the host
 
 
 class CosmosWatcher:
@@ -551,7 +553,9 @@ def _measure(
             if host_log:
                 with open(host_log, "rb") as log:
                     log.seek(offset)
-                    result.sync = batch_log_totals(log.read().decode(errors="replace"))
+                    text = log.read().decode(errors="replace")
+                result.sync = batch_log_totals(text)
+                result.in_host = command_times_in_host(text)
             results.append(result)
     finally:
         prober.close()
@@ -570,6 +574,15 @@ def figures(results: list[LevelResult]) -> dict[str, float]:
         rows[f"load commands sent {at}"] = len(r.samples)
         rows[f"load p50 ms: command {at}"] = round(percentile(latency, 50), 1)
         rows[f"load p99 ms: command {at}"] = round(percentile(latency, 99), 1)
+        if r.in_host:
+            # The same commands timed by the host itself: a gap to the client's figures
+            # is time outside the function (sockets, the event loop, CPU scheduling).
+            rows[f"load p50 ms: command inside the dev host {at}"] = round(
+                percentile(r.in_host, 50), 1
+            )
+            rows[f"load p99 ms: command inside the dev host {at}"] = round(
+                percentile(r.in_host, 99), 1
+            )
         rows[f"load p99 ms: send slip from the timetable {at}"] = round(
             percentile(slip, 99), 1
         )
