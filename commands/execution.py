@@ -160,6 +160,13 @@ def execute(
             "Idempotency-Key must be 1 to 200 printable ASCII characters."
         )
     fingerprint = request_fingerprint(request, route) if key else ""
+    # Keys are the caller's own: two callers choosing the same key never meet (stored
+    # as a digest of subject and key, which also fits the column whatever the key).
+    stored_key = (
+        hashlib.sha256(f"{request.principal.subject}\n{key}".encode()).hexdigest()
+        if key and request.principal
+        else key
+    )
     context = CommandContext(
         correlation_id=request.correlation_id,
         command_id=str(uuid.uuid4()),
@@ -171,7 +178,7 @@ def execute(
 
     def work(tx: Transaction) -> tuple[Response, list[Event]]:
         if key:
-            row = tx.one(SELECT_IDEMPOTENCY, (key,))
+            row = tx.one(SELECT_IDEMPOTENCY, (stored_key,))
             if row:
                 return _replay(row, fingerprint, key), []
         outcome = decide(tx, context)
@@ -180,7 +187,7 @@ def execute(
             tx.execute(
                 INSERT_IDEMPOTENCY,
                 (
-                    key,
+                    stored_key,
                     fingerprint,
                     outcome.response.status,
                     json.dumps(outcome.response.headers),

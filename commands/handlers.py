@@ -213,6 +213,9 @@ def change_customer(
     ctx.check_owner(current.owner_subject, f"Customer {customer_id}")
     ctx.check_version(current.version)
     changes = _require_changes(cmd)
+    if ctx.owner is not None and "creditLimit" in changes:
+        # Self-service customers change their name and email; their credit is staff's call.
+        raise Forbidden("A customer's credit limit is changed by staff only.")
     customer = replace(
         current,
         name=changes.get("name", current.name),

@@ -24,7 +24,7 @@ import azure.functions as func
 from queries import aggregates, models, order_search, paging
 from queries.reads import read_document, read_with_min_version
 from shared.auth import ADMIN, CATALOG, CUSTOMER, FULFILLMENT, SUPPORT
-from shared.cosmos import container
+from shared.cosmos import REQUEST_TIMEOUT_SECONDS, container
 from shared.errors import Forbidden, NotFound
 from shared.http import Request, Response, http_route
 from shared.read_model import AGGREGATE, AGGREGATE_ID
@@ -281,5 +281,6 @@ def get_sales_stats(request: Request) -> Response:
         ],
         enable_cross_partition_query=True,
         max_item_count=FETCH_ALL,
+        timeout=REQUEST_TIMEOUT_SECONDS,
     )
     return Response(aggregates.sales_stats(documents, first, last))

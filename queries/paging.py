@@ -29,7 +29,7 @@ from queries import tokens
 from queries.models import order_summary
 from queries.order_search import OrderQuery
 from shared.availability import is_unavailable
-from shared.cosmos import container
+from shared.cosmos import REQUEST_TIMEOUT_SECONDS, container
 
 CONTINUATION_HEADER = "x-ms-continuation"
 
@@ -66,6 +66,7 @@ def _fetch(
             parameters=list(query.parameters),
             partition_key=query.partition_key,
             max_item_count=count,
+            timeout=REQUEST_TIMEOUT_SECONDS,
             response_hook=capture,
         )
         .by_page(continuation)
@@ -127,6 +128,7 @@ def cross_partition_page(query: OrderQuery, page_size: int, token: str | None) -
             query.sql(after=after is not None, top=True),
             parameters=parameters,
             enable_cross_partition_query=True,
+            timeout=REQUEST_TIMEOUT_SECONDS,
             max_item_count=page_size + 1,
         )
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
-from shared.cosmos import container
+from shared.cosmos import REQUEST_TIMEOUT_SECONDS, container
 from shared.errors import NotFound
 from shared.http import Response
 
@@ -31,7 +31,7 @@ def read_document(
 ) -> dict[str, Any] | None:
     try:
         return container(container_name).read_item(
-            item=doc_id, partition_key=partition_key
+            timeout=REQUEST_TIMEOUT_SECONDS, item=doc_id, partition_key=partition_key
         )
     except CosmosResourceNotFoundError:
         return None

@@ -14,7 +14,6 @@ caller's own customer record and orders (ownership, checked by the handlers).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -86,21 +85,22 @@ class TokenValidator:
     def __init__(self, issuer: str, audiences: list[str], jwks_uri: str) -> None:
         self.issuer = issuer
         self.audiences = audiences
+        # The key set is cached for JWKS_CACHE_SECONDS and fetched again when a token
+        # names a key id it lacks; no per-key cache, so a key the issuer withdrew stops
+        # being trusted with the next fetch.
         self._jwks = jwt.PyJWKClient(
             jwks_uri,
-            cache_keys=True,
+            cache_keys=False,
             lifespan=JWKS_CACHE_SECONDS,
             timeout=JWKS_TIMEOUT_SECONDS,
         )
-        self._lock = threading.Lock()
 
     def principal(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in ALGORITHMS:
                 raise jwt.InvalidAlgorithmError(f"algorithm {header.get('alg')!r}")
-            with self._lock:  # one refresh at a time when a new key id appears
-                key = self._jwks.get_signing_key_from_jwt(token)
+            key = self._jwks.get_signing_key_from_jwt(token)
             claims = jwt.decode(
                 token,
                 key.key,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 from azure.core.exceptions import (
+    ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
@@ -31,10 +32,18 @@ def is_unavailable(exc: BaseException) -> bool:
         exc, ServiceRequestError | ServiceResponseError | CosmosClientTimeoutError
     ):
         return True  # could not connect, or no (complete) answer in time
+    if isinstance(exc, ClientAuthenticationError) and exc.response is None:
+        # No token from the managed identity right now (IMDS, Entra ID), as opposed to
+        # a service refusing the one it was sent (a misconfiguration: 500).
+        return True
     if isinstance(exc, HttpResponseError):
         return exc.status_code in TRANSIENT_STATUS
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
+    from azure.eventhub.exceptions import EventHubError
+
+    if isinstance(exc, EventHubError):
+        return True  # connect, timeout, lost connection: Event Hubs' own errors
     if isinstance(exc, sqlite3.OperationalError):
         return "locked" in str(exc)  # the embedded write database's "busy"
     from shared.sql.db import is_transient_pyodbc_error

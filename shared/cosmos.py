@@ -16,14 +16,21 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionK
 from shared import config
 
 # Request paths (queries, status) must answer within seconds, so a slow or frozen Cosmos
-# DB becomes a 503 instead of a hang: short connect/read timeouts, an absolute cap, and
+# DB becomes a 503 instead of a hang: short connect/read timeouts, an absolute cap per call, and
 # a short wait on throttling. The projections can afford the SDK's patient defaults.
 REQUEST_PATH_OPTIONS: dict[str, Any] = {
     "connection_timeout": 3,
-    "read_timeout": 5,
-    "timeout": 8,
+    "read_timeout": 2,
+    # One more try on a dropped or silent connection; throttling keeps its own budget.
+    "retry_total": 1,
+    "retry_connect": 1,
+    "retry_read": 1,
+    "retry_throttle_total": 3,
     "retry_throttle_backoff_max": 3,
 }
+# The SDK applies an absolute timeout per operation, not from the client's options:
+# request paths pass this to every call.
+REQUEST_TIMEOUT_SECONDS = 6
 
 
 def _new_client(**options: Any) -> CosmosClient:

@@ -141,10 +141,15 @@ def projections(request: Request) -> Response:
     return Response({"projections": read_status()})
 
 
+# Dead letters one request re-applies: bounded, so the request answers in seconds.
+REDRIVE_LIMIT = 100
+
+
 class RedriveResult(BaseModel):
     projection: str
     redriven: int
     stillFailing: int
+    remaining: int  # left for the next call: one call redrives at most REDRIVE_LIMIT
 
 
 @http_route(
@@ -167,7 +172,7 @@ def redrive_projection(request: Request) -> Response:
         raise NotFound(
             f"No projection {name!r}; the projections are {', '.join(PROJECTIONS)}."
         )
-    return Response(redrive(name))
+    return Response(redrive(name, limit=REDRIVE_LIMIT))
 
 
 def _template_regex(path: str) -> re.Pattern[str]:

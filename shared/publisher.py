@@ -7,12 +7,13 @@ it returns, so a failure means "publish again later", never "lost".
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared import config, telemetry
 from shared.eventlog import StoredEvent
@@ -49,6 +50,18 @@ class EventHubsPublisher:
         # The producer is not thread-safe, and sync functions run on the worker's thread pool.
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The producer, for one caller at a time; a caller that cannot have it within the
+        send timeout gives up (a command's events are then left to the relay, a status
+        read answers 503) instead of queueing behind a slow hub."""
+        if not self._lock.acquire(timeout=SEND_TIMEOUT_SECONDS):
+            raise TimeoutError("the Event Hubs producer is busy")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     @classmethod
     def from_settings(cls) -> EventHubsPublisher:
         from azure.eventhub import EventHubProducerClient
@@ -56,7 +69,7 @@ class EventHubsPublisher:
         return cls(_client(EventHubProducerClient))
 
     def publish(self, events: Sequence[Event]) -> None:
-        with self._lock:
+        with self._locked():
             self._publish(events)
 
     def _publish(self, events: Sequence[Event]) -> None:
@@ -79,12 +92,12 @@ class EventHubsPublisher:
             self._producer.send_batch(batch, timeout=SEND_TIMEOUT_SECONDS)
 
     def check(self) -> None:
-        with self._lock:
+        with self._locked():
             self._producer.get_eventhub_properties()
 
     def partition_tails(self) -> dict[str, tuple[int | None, datetime | None]]:
         tails = {}
-        with self._lock:
+        with self._locked():
             partitions = {
                 p: self._producer.get_partition_properties(p)
                 for p in self._producer.get_partition_ids()
@@ -153,9 +166,14 @@ def stored_event(partition: str, data) -> StoredEvent:
         data.offset,
         data.partition_key,
         data.body_as_str().encode("utf-8"),
-        dict(data.properties or {}),
+        # Received application properties have bytes keys (and often values).
+        {_text(k): _text(v) for k, v in (data.properties or {}).items()},
         data.enqueued_time,
     )
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 class LocalLogPublisher:

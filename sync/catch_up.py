@@ -45,16 +45,26 @@ def gaps(
 ) -> list[Gap]:
     """Partitions whose recorded position is behind the log and has not moved lately.
 
-    A partition with no recorded position is left to the live consumer (it has
-    never applied anything there, or a rebuild is about to record it)."""
+    A partition with no recorded position but events older than the threshold is a gap
+    from its start: its first batch went unapplied, and a position is only ever
+    created by the batch that starts the partition (or by a rebuild)."""
+    recorded = {
+        str(doc["partition"]): doc
+        for doc in positions
+        if doc.get("projection") == projection and doc.get("kind") == "position"
+    }
     found = []
-    for doc in positions:
-        if doc.get("projection") != projection or doc.get("kind") != "position":
+    for partition, (tail, tail_time) in tails.items():
+        if tail is None:
             continue
-        partition = str(doc["partition"])
-        tail, _ = tails.get(partition, (None, None))
+        doc = recorded.get(str(partition))
+        if doc is None:
+            idle = (now - utc(tail_time)).total_seconds() if tail_time else float("inf")
+            if idle >= stale_after_seconds:
+                found.append(Gap(str(partition), -1, tail))
+            continue
         applied = doc.get("sequenceNumber")
-        if tail is None or applied is None or tail <= applied:
+        if applied is None or tail <= applied:
             continue
         moved = doc.get("appliedAt")
         idle = (
@@ -63,7 +73,7 @@ def gaps(
             else float("inf")
         )
         if idle >= stale_after_seconds:
-            found.append(Gap(partition, applied, tail))
+            found.append(Gap(str(partition), applied, tail))
     return found
 
 
@@ -87,7 +97,8 @@ def catch_up(
             ]
             if not page:
                 break
-            if page[0].sequence_number != after + 1:
+            # From the start (-1), the log may begin later: older events expired unread.
+            if after >= 0 and page[0].sequence_number != after + 1:
                 log.error(
                     "%s: partition %s events %d..%d are no longer in the event log "
                     "(retention); rebuild the projection from the outbox",
@@ -111,7 +122,13 @@ def catch_up(
             # Final attempt: a poison event is dead-lettered; a dependency still failing
             # stops the pass with the position unmoved, for the next one.
             result = process(
-                projection, plan, deliveries, writer, dead_letters, final_attempt=True
+                projection,
+                plan,
+                deliveries,
+                writer,
+                dead_letters,
+                final_attempt=True,
+                after=after,
             )
             if result.unapplied:
                 break

@@ -16,6 +16,7 @@ document, or per logical partition for contributions, then the fan-outs.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -119,8 +120,13 @@ class CosmosWriter:
             else:
                 groups[write.key].append(write)
         snapshots = self._snapshots([w for w in writes if isinstance(w, Upsert)])
+        # Each task runs in a copy of this thread's context, so its Cosmos calls stay in
+        # the batch's trace (a thread pool does not carry context variables over).
+        tasks = [(contextvars.copy_context(), group) for group in groups.values()]
         outcomes = list(
-            _pool.map(lambda g: self._run_group(g, snapshots), groups.values())
+            _pool.map(
+                lambda task: task[0].run(self._run_group, task[1], snapshots), tasks
+            )
         )
         for write in fan_outs:
             outcomes.append(self._run_group([write], snapshots))
@@ -218,7 +224,12 @@ class CosmosWriter:
         snapshots: dict[str, dict[str, Any] | None] | None = None,
     ) -> None:
         container = self._containers(write.container)
-        if write.version == 1 and self._create(container, write, snapshots):
+        creatable = write.may_create()
+        if (
+            write.version == 1
+            and creatable
+            and self._create(container, write, snapshots)
+        ):
             return
         for _ in range(3):
             try:
@@ -233,6 +244,8 @@ class CosmosWriter:
                 )
                 return
             except CosmosResourceNotFoundError:
+                if not creatable:
+                    return  # a position with nothing recorded before it: a gap, left as one
                 if self._create(container, write, snapshots):
                     return
         raise RuntimeError(

@@ -91,8 +91,7 @@ class DeadLetterStore:
         except ResourceNotFoundError:
             pass  # settled by a concurrent redrive
 
-    def clear(self, projection: str) -> int:
-        names = self.names(projection)
+    def delete_all(self, names: list[str]) -> int:
         for name in names:
             self.delete(name)
         return len(names)

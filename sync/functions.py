@@ -20,16 +20,19 @@ MAX_RETRIES = 5
 
 
 def deliveries(events: typing.List[func.EventHubEvent]) -> list[Delivery]:  # noqa: UP006
-    partition = "0"
+    partition = None
     properties: list = []
     if events and events[0].metadata:
-        partition = str(
-            (events[0].metadata.get("PartitionContext") or {}).get(
-                "PartitionId", partition
-            )
+        partition = (events[0].metadata.get("PartitionContext") or {}).get(
+            "PartitionId"
         )
+    if events and partition is None:
+        # Positions are per partition: guessing one would mix sequence numbers.
+        raise ValueError("the trigger metadata names no partition (PartitionContext)")
+    if events:
         # Each event's application properties (traceparent among them), in batch order.
         properties = events[0].metadata.get("PropertiesArray") or []
+    partition = str(partition)
     return [
         Delivery(
             e.get_body(),

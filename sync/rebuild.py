@@ -3,8 +3,10 @@
 Clears the projection's containers and its private state, then replays every
 outbox event through the same projection code the triggers run. Works against
 Azure too (settings from the environment; data-plane RBAC suffices: items are
-deleted one by one, containers are kept). Live consumers may keep running: all
-writes are version-guarded, so overlapping with them is harmless.
+deleted one by one, containers are kept). Live consumers may keep running: every
+document write is version-guarded; a totals document, which a live batch may have
+changed between the clear's listing and its deletes, is recomputed at the end
+from the contributions beside it (`reconcile`), under its etag.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from azure.core import MatchConditions
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosResourceExistsError,
+)
+
 from shared import outbox
 from shared.cosmos import container_specs, sync_container
+from shared.read_model import AGGREGATE_ID, CONTRIBUTION
 from shared.sql.db import Database, database
-from sync.cosmos_writer import CosmosWriter
+from sync.cosmos_writer import CONTENTION_ATTEMPTS, CosmosWriter, pk_field
 from sync.projections import PROJECTIONS, containers
 from sync.runner import STATE_CONTAINER, Delivery, process, utc
-from sync.writes import Upsert
+from sync.writes import Upsert, aggregate_of
 
 log = logging.getLogger(__name__)
 
@@ -130,22 +139,81 @@ def record_positions(
         )
 
 
+def reconcile(projection: str) -> int:
+    """Make every totals document of the projection equal to the sum of the contributions
+    beside it; returns how many were corrected. Each correction is conditioned on the
+    etag read, and a partition a live batch changed meanwhile is read again."""
+    corrected = 0
+    for name in containers(projection):
+        field = pk_field(name)
+        target = sync_container(name)
+        partitions = {
+            row["pk"]
+            for row in target.query_items(
+                f"SELECT c.{field} AS pk FROM c WHERE c.kind = @contribution",
+                parameters=[{"name": "@contribution", "value": CONTRIBUTION}],
+                enable_cross_partition_query=True,
+            )
+        }
+        for pk in partitions:
+            corrected += _reconcile_partition(target, field, pk)
+    return corrected
+
+
+def _reconcile_partition(target, field: str, pk: str) -> int:
+    for _ in range(CONTENTION_ATTEMPTS):
+        docs = list(
+            target.query_items(
+                f"SELECT * FROM c WHERE c.{field} = @pk",
+                parameters=[{"name": "@pk", "value": pk}],
+                partition_key=pk,
+            )
+        )
+        stored = next((d for d in docs if d["id"] == AGGREGATE_ID), None)
+        expected = aggregate_of(
+            [d for d in docs if d.get("kind") == CONTRIBUTION], field, pk
+        )
+        if stored is not None and _public(stored) == expected:
+            return 0
+        try:
+            if stored is None:
+                target.create_item(expected)
+            else:
+                target.replace_item(
+                    AGGREGATE_ID,
+                    expected,
+                    etag=stored["_etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            return 1
+        except (CosmosAccessConditionFailedError, CosmosResourceExistsError):
+            continue  # a live batch got there first: read the partition again
+    raise RuntimeError(f"could not reconcile the totals of {target.id}/{pk}")
+
+
+def _public(document: dict) -> dict:
+    return {k: v for k, v in document.items() if not k.startswith("_")}
+
+
 def rebuild(projection: str, db: Database | None = None) -> dict[str, float]:
     from shared.publisher import publisher
     from sync.dead_letters import dead_letters
 
     started = time.perf_counter()
     tails = publisher().partition_tails()
+    letters = dead_letters().names(projection)
     deleted = clear(projection)
     events, requests = replay(projection, db or database())
+    reconciled = reconcile(projection)
     record_positions(projection, tails)
-    # Every dead-lettered event of this projection was in the outbox just replayed (a
-    # rebuild stops on any failure), so those dead letters are settled.
-    settled = dead_letters().clear(projection)
+    # The dead letters there were before the replay are settled: their events were in
+    # the outbox it replayed (a rebuild stops on any failure). Later ones stay.
+    settled = dead_letters().delete_all(letters)
     result = {
         "deleted": deleted,
         "events": events,
         "requests": requests,
+        "totalsReconciled": reconciled,
         "deadLettersSettled": settled,
         "seconds": round(time.perf_counter() - started, 2),
     }

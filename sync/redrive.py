@@ -39,8 +39,10 @@ def redrive(
     projection: str,
     store: DeadLetterStore | None = None,
     writer: Writer | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Returns how many dead letters were applied and removed, and how many remain."""
+    """Returns how many dead letters were applied and removed, how many are still
+    refused, and how many were left for another call (`limit` bounds one call's work)."""
     if store is None:
         from sync.dead_letters import dead_letters
 
@@ -50,7 +52,8 @@ def redrive(
 
         writer = CosmosWriter(sync_container)
     redriven, still_failing = 0, 0
-    for name in store.names(projection):
+    names = store.names(projection)
+    for name in names[:limit]:
         result = process(
             projection,
             PROJECTIONS[projection],
@@ -69,6 +72,7 @@ def redrive(
         "projection": projection,
         "redriven": redriven,
         "stillFailing": still_failing,
+        "remaining": len(names[limit:]) if limit is not None else 0,
     }
     log.info("redrive: %s", summary)
     return summary

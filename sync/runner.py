@@ -125,13 +125,19 @@ def park(
 
 
 def position_write(
-    projection: str, partition: str, deliveries: Sequence[Delivery], events: list[Event]
+    projection: str,
+    partition: str,
+    deliveries: Sequence[Delivery],
+    events: list[Event],
+    after: int | None = None,
 ) -> Upsert:
     """Record that this partition is applied up to the batch's last sequence number.
 
     The write applies only if the recorded position already reaches the batch's first
-    event (sequence numbers of a partition are consecutive): after an unapplied batch
-    the position stays behind, and that gap is what the catch-up pass re-drives."""
+    event (sequence numbers of a partition are consecutive; `after`, when given, is
+    where the batch continues from, -1 for a partition's start): after an unapplied
+    batch the position stays behind, and that gap is what the catch-up pass re-drives.
+    Only a batch that starts the partition may create the position."""
     first = min(d.sequence_number for d in deliveries)
     last = max(deliveries, key=lambda d: d.sequence_number)
     positions = [e.position for e in events if e.position is not None]
@@ -141,7 +147,7 @@ def position_write(
         projection,
         guard="sequenceNumber",
         version=last.sequence_number,
-        requires_at_least=first - 1,
+        requires_at_least=first - 1 if after is None else after,
         fields={
             "projection": projection,
             "kind": "position",
@@ -171,6 +177,7 @@ def process(
     *,
     final_attempt: bool,
     record_positions: bool = True,
+    after: int | None = None,
 ) -> BatchResult:
     started = time.perf_counter()
     result = BatchResult()
@@ -245,7 +252,9 @@ def process(
     if record_positions and not result.unapplied:
         for partition, delivered in by_partition.items():
             try:
-                writer.execute(position_write(projection, partition, delivered, events))
+                writer.execute(
+                    position_write(projection, partition, delivered, events, after)
+                )
             except Exception:
                 log.warning(
                     "%s: could not record the position of partition %s",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.cosmos import REQUEST_TIMEOUT_SECONDS
 from sync.projections import PROJECTIONS, consumer_group
 from sync.runner import STATE_CONTAINER, utc
 from sync.telemetry import record_lag
@@ -29,11 +30,12 @@ def partition_lag(
     )
     seconds = 0.0
     if behind > 0 and last_time is not None:
-        # How long the oldest unapplied event has waited: the event after the
-        # applied one was enqueued after it, so this errs on the long side.
+        # How long the oldest unapplied event has waited. One behind: it is the newest
+        # event, exactly. More: it was enqueued after the applied one, so that bound
+        # errs on the long side (after a long idle spell, by the idle time).
         since = (
             datetime.fromisoformat(applied["enqueuedTime"])
-            if applied and applied.get("enqueuedTime")
+            if behind > 1 and applied and applied.get("enqueuedTime")
             else None
         )
         seconds = max(0.0, (now - utc(since or last_time)).total_seconds())
@@ -122,6 +124,7 @@ def recorded_positions(
         containers(STATE_CONTAINER).query_items(
             "SELECT * FROM c WHERE c.kind = 'position'",
             enable_cross_partition_query=True,
+            timeout=REQUEST_TIMEOUT_SECONDS,
         )
     )
 

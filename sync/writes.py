@@ -45,6 +45,11 @@ class Upsert:
     def key(self) -> tuple[str, str, str, str]:
         return (self.container, self.partition_key, self.id, self.guard)
 
+    def may_create(self) -> bool:
+        """A missing document may be created, unless the write must continue from a value
+        it should already hold (a position after an earlier one, which is then a gap)."""
+        return self.requires_at_least is None or self.requires_at_least < 0
+
     def document(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -111,6 +116,7 @@ class Counted:
             "counts": self.counts,
             "maxima": self.maxima,
             "labels": self.labels,
+            "aggregateFields": self.aggregate_fields,
         }
 
 
@@ -156,6 +162,31 @@ def aggregate_after(
         "maxima": maxima,
         "labels": labels,
     }
+
+
+def aggregate_of(
+    contributions: list[dict[str, Any]], pk_field: str, partition_key: str
+) -> dict[str, Any]:
+    """The aggregate document the stored contributions of one partition add up to."""
+    replay = [
+        (
+            None,
+            Counted(
+                "",
+                partition_key,
+                doc["id"],
+                guard="",
+                version=0,
+                fields={},
+                counts=doc.get("counts", {}),
+                maxima=doc.get("maxima", {}),
+                labels=doc.get("labels", {}),
+                aggregate_fields=doc.get("aggregateFields", {}),
+            ),
+        )
+        for doc in sorted(contributions, key=lambda d: d["id"])
+    ]
+    return aggregate_after(None, replay, pk_field, partition_key)
 
 
 def pending_changes(

@@ -55,6 +55,8 @@ class MemoryStore:
             return
         key = (write.container, write.partition_key, write.id)
         doc = self.docs.get(key)
+        if doc is None and not write.may_create():
+            return
         if doc is None:
             snapshot = None
             if write.snapshot_of:

@@ -426,3 +426,39 @@ def test_a_staff_customer_order_flow_still_works(http):
     assert wait_for(http, f"/orders/{o['id']}", o["version"])["changes"][0]["by"][
         "roles"
     ] == [ADMIN]
+
+
+def test_idempotency_keys_are_each_callers_own(http, local_stack):
+    key = "first-order"  # the README's literal key: every reader will try it
+    made = []
+    for subject in (f"k-{uuid.uuid4().hex[:6]}", f"k-{uuid.uuid4().hex[:6]}"):
+        headers = bearer(local_stack, [CUSTOMER], subject)
+        response = http.post(
+            "/customers",
+            json={"name": "Keyed", "email": f"{subject}@example.com", "creditLimit": 1},
+            headers={**headers, "Idempotency-Key": key},
+        )
+        assert response.status_code == 202, response.text
+        made.append(response.json()["id"])
+        again = http.post(
+            "/customers",
+            json={"name": "Keyed", "email": f"{subject}@example.com", "creditLimit": 1},
+            headers={**headers, "Idempotency-Key": key},
+        )
+        assert again.status_code == 202 and again.json()["id"] == made[-1]  # a replay
+    assert made[0] != made[1]
+
+
+def test_a_self_service_customer_cannot_raise_their_own_credit_limit(http, shopper):
+    refused = http.patch(
+        f"/customers/{shopper['customer']}",
+        json={"creditLimit": 9_999_999_999_999.99},
+        headers=shopper["headers"],
+    )
+    assert refused.status_code == 403
+    renamed = http.patch(
+        f"/customers/{shopper['customer']}",
+        json={"name": "Shopper Renamed"},
+        headers=shopper["headers"],
+    )
+    assert renamed.status_code == 202

@@ -31,7 +31,7 @@ from sync import order_detail
 from sync.catch_up import Gap, catch_up, gaps
 from sync.cosmos_writer import immutable_fields, patch_operations
 from sync.runner import process
-from tests.api import accepted, customer, order, product
+from tests.api import accepted, customer, order, product, wait_for
 from tests.memory_store import DeadLetterList, MemoryStore
 from tests.test_runner import FailingStore, order_event
 from tests.test_sync_stack import assert_converges, burst
@@ -316,6 +316,23 @@ def test_dead_letters_are_kept_when_their_container_vanished(fault_stack, api):
     assert redriven.json()["stillFailing"] >= 1
 
 
+def test_a_frozen_cosmos_answers_503_within_seconds(fault_stack, api):
+    cosmos = fault_stack.service("cosmos")
+    os.killpg(cosmos.pid, signal.SIGSTOP)
+    try:
+        timings = {}
+        for path in (f"/orders/{uuid.uuid4()}", "/orders?status=placed"):
+            started = time.monotonic()
+            response = api.get(path)
+            timings[path] = time.monotonic() - started
+            assert response.status_code == 503 and "Retry-After" in response.headers
+    finally:
+        os.killpg(cosmos.pid, signal.SIGCONT)
+    # Not a hang (a frozen dependency held requests ~40 s before): the SDK's per-call
+    # timeout plus its own endpoint health check bound it to about 12 s here.
+    assert max(timings.values()) < 20, timings
+
+
 def test_a_frozen_storage_account_answers_503_within_seconds(fault_stack, api):
     azurite = fault_stack.service("azurite")
     os.killpg(azurite.pid, signal.SIGSTOP)
@@ -425,3 +442,75 @@ def test_projection_status_never_fails_through_a_rebuild(http, local_stack):
     assert [s["lagEvents"] for s in status] == [0, 0, 0, 0]
     assert [s["deadLettered"] for s in status] == [0, 0, 0, 0]
     assert all(s["lagSeconds"] == 0 for s in status)
+
+
+def test_a_first_batch_left_unapplied_is_a_gap_from_the_partitions_start(tmp_path):
+    log = LocalEventLog(tmp_path / "events.db", partition_count=1)
+    stored = log.append(
+        [OutgoingEvent(order_event(v).to_bytes(), "c1") for v in (1, 2, 3, 4)]
+    )
+    deliveries = [process_delivery(e) for e in stored]
+    store, dead = MemoryStore(), DeadLetterList()
+    outage = FailingStore(TimeoutError("Cosmos DB unreachable"))
+    outage.docs = store.docs
+    run = process(
+        order_detail.NAME,
+        order_detail.plan,
+        deliveries[:2],
+        outage,
+        dead,
+        final_attempt=True,
+    )
+    assert run.unapplied == 2
+    # The next batch applies, but may not create the position past the unapplied start.
+    process(
+        order_detail.NAME,
+        order_detail.plan,
+        deliveries[2:],
+        store,
+        dead,
+        final_attempt=False,
+    )
+    assert (
+        "projection-state",
+        "order-detail",
+        "order-detail:position:0",
+    ) not in store.docs
+    tails = {"0": log.tail(0)}
+    later = tails["0"][1] + timedelta(seconds=120)
+    found = gaps(order_detail.NAME, [], tails, later, 60)
+    assert found == [Gap("0", -1, 3)]
+    assert catch_up(
+        order_detail.NAME, order_detail.plan, found, log.read, store, dead
+    ) == {"0": 4}
+    position = store.docs[
+        ("projection-state", "order-detail", "order-detail:position:0")
+    ]
+    assert position["sequenceNumber"] == 3 and dead.items == []
+
+
+def test_a_rebuild_corrects_totals_a_live_batch_raced(http, local_stack):
+    from sync.rebuild import reconcile
+
+    c = customer(http)
+    p = product(http, stock=9)
+    placed = order(http, c["id"], [(p["id"], 2)])
+    wait_for(http, f"/orders/{placed['id']}", placed["version"])
+    deadline = time.monotonic() + 30
+    while http.get(f"/customers/{c['id']}").json()["orderCount"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    s = local_stack.settings
+    totals_container = (
+        CosmosClient(
+            s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
+        )
+        .get_database_client("orders")
+        .get_container_client("customer-orders")
+    )
+    totals = totals_container.read_item("totals", partition_key=c["id"])
+    totals["counters"]["orders"] = 5  # what a delete racing a live batch can leave
+    totals_container.replace_item("totals", totals)
+    with app_settings(local_stack.settings):
+        assert reconcile("customer-view") >= 1
+    assert http.get(f"/customers/{c['id']}").json()["orderCount"] == 1

@@ -69,3 +69,34 @@ def test_statements_are_counted(path):
     db = impatient_sqlite(path)
     db.run(lambda tx: (tx.execute("INSERT INTO t VALUES (1)"), tx.execute("SELECT 1")))
     assert db.statements == 2
+
+
+class _CommitsThenLosesTheLine(_SqliteConnection):
+    """Azure SQL as a client may see it: the COMMIT happened, its acknowledgement did not
+    arrive (the driver reports a communication link failure)."""
+
+    def commit(self) -> None:
+        super().commit()
+        raise _DriverError("08S01", "[08S01] Communication link failure (10054)")
+
+
+class _DriverError(Exception):
+    pass
+
+
+def test_a_commit_whose_outcome_is_unknown_is_not_run_again(path):
+    from shared.sql.db import CommitOutcomeUnknown
+
+    db = Database(
+        lambda: _CommitsThenLosesTheLine(
+            sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        ),
+        "tsql",  # the retry rules of Azure SQL, over a SQLite file
+    )
+    with pytest.raises(CommitOutcomeUnknown):
+        db.run(lambda tx: tx.execute("INSERT INTO t VALUES (7)"))
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT COUNT(*) FROM t WHERE n = 7").fetchone()[0] == 1
+    from shared.availability import is_unavailable
+
+    assert is_unavailable(CommitOutcomeUnknown("lost"))  # answered 503, not 500

@@ -51,6 +51,15 @@ class Sql:
         )
 
 
+QUERY_TIMEOUT_SECONDS = 10
+# Retries of one transaction stop once this much time has passed since the first try.
+RUN_BUDGET_SECONDS = 20.0
+
+
+class CommitOutcomeUnknown(ConnectionError):
+    """The connection failed during COMMIT: the transaction may or may not have committed."""
+
+
 # Azure SQL transient errors worth a retry (learn.microsoft.com: "Troubleshoot transient
 # connection errors"), plus deadlock victim (1205) and lock timeout (1222).
 TRANSIENT_SQL_ERRORS = frozenset(
@@ -157,7 +166,14 @@ class Database:
             cursor.execute("BEGIN IMMEDIATE")
         try:
             yield Transaction(cursor, self.dialect, self)
-            conn.commit()
+            try:
+                conn.commit()
+            except Exception as exc:
+                if self.dialect == "sqlite" or not self.is_transient(exc):
+                    raise
+                # The commit may have happened with its acknowledgement lost: running the
+                # work again could apply it twice, so it is not retried (a 503).
+                raise CommitOutcomeUnknown(str(exc)) from exc
         except BaseException:
             try:
                 conn.rollback()
@@ -168,8 +184,15 @@ class Database:
             cursor.close()
 
     @telemetry.sql_transaction
-    def run(self, work: Callable[[Transaction], T], attempts: int = 5) -> T:
-        """Run `work` in one transaction, retrying the whole of it on transient errors."""
+    def run(
+        self,
+        work: Callable[[Transaction], T],
+        attempts: int = 5,
+        budget_seconds: float = RUN_BUDGET_SECONDS,
+    ) -> T:
+        """Run `work` in one transaction, retrying the whole of it on transient errors
+        while attempts and the time budget last (a request must answer, 503 if need be)."""
+        deadline = time.monotonic() + budget_seconds
         for attempt in range(1, attempts + 1):
             try:
                 with self.transaction() as tx:
@@ -180,6 +203,8 @@ class Database:
                 if self.dialect != "sqlite":
                     self._discard()  # a transient fault may have broken the connection
                 delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+                if time.monotonic() + delay >= deadline:
+                    raise
                 log.warning(
                     "transient SQL error (attempt %d/%d), retrying in %.2fs: %s",
                     attempt,
@@ -191,6 +216,8 @@ class Database:
         raise AssertionError("unreachable")
 
     def is_transient(self, exc: Exception) -> bool:
+        if isinstance(exc, CommitOutcomeUnknown):
+            return False  # retrying could apply the work twice
         if self.dialect == "sqlite":
             return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
         return is_transient_pyodbc_error(exc)
@@ -240,7 +267,7 @@ def _sqlite_connect(path: str) -> Callable[[], sqlite3.Connection]:
     def connect() -> sqlite3.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
-            path, timeout=30, isolation_level=None, check_same_thread=False
+            path, timeout=10, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -306,6 +333,8 @@ def _pyodbc_connect(
         # the request until the function times out.
         conn.execute(f"SET LOCK_TIMEOUT {LOCK_TIMEOUT_MS}")
         conn.commit()
+        # And no statement runs longer than this (the driver cancels it: a 503).
+        conn.timeout = QUERY_TIMEOUT_SECONDS
         return conn
 
     return connect
