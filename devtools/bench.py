@@ -8,11 +8,15 @@ Starts its own stack on free ports (like the tests) and measures, by section
   order being readable, Cosmos requests per projected event (the runner's counts in
   the dev host log) and rebuild throughput;
 - sync: the project's sync against a seed-style synchronizer on one event stream
-  (devtools/bench_sync.py), before the dev host starts so nothing else runs;
+  (devtools/bench_sync.py);
+- queries: query latency against 100, 1,000 and 10,000 orders of history, each a
+  read model of its own behind its own HTTP-only dev host (devtools/bench_history.py);
 - load: freshness and command latency under an open-loop load of 20, 50 and 100
-  commands/s (devtools/bench_load.py);
-- queries: query latency against 100, 1,000 and 10,000 orders of history
-  (devtools/bench_history.py), last, since it leaves 10,000 orders behind.
+  commands/s (devtools/bench_load.py).
+
+Sync and queries run before the stack's dev host starts, so nothing else of the
+bench uses the stand-in or the CPU meanwhile. `make bench` takes about 4-5 minutes
+on a 2-core machine.
 
 Figures print beside `devtools/bench_baseline.json`, then the issue's targets, met
 or missed; the plot goes to `.local/bench/bench-<timestamp>.png` with the figures

@@ -14,9 +14,9 @@ that showed it arrived, so it includes up to one probe interval. Two ways
 
 - "cosmos" (default): every 25 ms, one query per container reads the versions of
   all the documents still awaited, straight from the read model. The probes then
-  add no work to the dev host, whose 6 worker threads would otherwise share
-  commands with a few probe reads per command, and the command latency is that of
-  commands while projections run;
+  add no work to the dev host, whose small pool of worker threads would otherwise
+  share commands with a few probe reads per command, and the command latency is
+  that of commands while projections run;
 - "api": `GET /orders/{id}`, `/customers/{id}` or `/products/{id}` with
   `minVersion` (never waiting server-side) through the dev host, first 20 ms after
   the 202, then backing off to every 100 ms: what a polling client sees, at the
