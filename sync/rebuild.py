@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -229,8 +230,12 @@ def load_settings(path: str | None) -> None:
         os.environ.update(settings.get("Values", settings))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def per_projection_cli(
+    description: str, action: Callable[[str], object], argv: list[str] | None
+) -> int:
+    """The command line of an operation run per projection (`--projection NAME|all`,
+    `--settings FILE`): rebuild and redrive."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--projection", required=True, choices=[*PROJECTIONS, "all"])
     parser.add_argument(
         "--settings",
@@ -240,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     load_settings(args.settings)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in PROJECTIONS if args.projection == "all" else [args.projection]:
-        print(name, rebuild(name))
+        print(name, action(name))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return per_projection_cli(__doc__.splitlines()[0], rebuild, argv)
 
 
 if __name__ == "__main__":

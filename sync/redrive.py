@@ -10,7 +10,6 @@ Also served as `POST /api/projections/{name}/redrive`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from datetime import datetime
@@ -79,20 +78,9 @@ def redrive(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sync.rebuild import load_settings
+    from sync.rebuild import per_projection_cli
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--projection", required=True, choices=[*PROJECTIONS, "all"])
-    parser.add_argument(
-        "--settings",
-        help="JSON file of settings (a flat object, or local.settings.json with Values); default: environment",
-    )
-    args = parser.parse_args(argv)
-    load_settings(args.settings)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name in PROJECTIONS if args.projection == "all" else [args.projection]:
-        print(redrive(name))
-    return 0
+    return per_projection_cli(__doc__.splitlines()[0], redrive, argv)
 
 
 if __name__ == "__main__":
