@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from devtools import dev_issuer
 
@@ -700,6 +700,19 @@ class LocalStack:
         finally:
             done.set()
             thread.join()
+
+    def cosmos_client(self) -> Any:
+        """An SDK client of this stack's Cosmos stand-in, for tests and tools that look at
+        the read model directly (emulator key, self-signed certificate)."""
+        from azure.cosmos import CosmosClient
+
+        return CosmosClient(
+            self.cosmos_endpoint, credential=COSMOS_KEY, connection_verify=False
+        )
+
+    def read_model(self) -> Any:
+        """The read model's database (the app's COSMOS_DATABASE default)."""
+        return self.cosmos_client().get_database_client("orders")
 
     def token(
         self,

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from azure.cosmos import CosmosClient
 from azure.cosmos.exceptions import CosmosHttpResponseError
 from azure.storage.blob import ContainerClient
 
@@ -45,11 +44,7 @@ HEAL_SECONDS = 120
 
 @pytest.fixture(scope="module")
 def session_cosmos(local_stack):
-    s = local_stack.settings
-    client = CosmosClient(
-        s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
-    )
-    return client.get_database_client("orders")
+    return local_stack.read_model()
 
 
 @pytest.mark.parametrize("path", ["/id", "/customerId", "/customerId/nested"], ids=str)
@@ -190,11 +185,7 @@ def api(fault_stack, fault_host) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def fault_cosmos(fault_stack):
-    s = fault_stack.settings
-    client = CosmosClient(
-        s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
-    )
-    return client.get_database_client("orders")
+    return fault_stack.read_model()
 
 
 @pytest.fixture(scope="module")
@@ -278,10 +269,7 @@ def test_a_read_model_emptied_while_the_stack_runs_is_rebuilt(
     p = product(api, stock=5)
     placed = order(api, c["id"], [(p["id"], 1)])
     assert_converges(fault_sql, fault_cosmos)
-    s = fault_stack.settings
-    CosmosClient(
-        s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
-    ).delete_database("orders")
+    fault_stack.cosmos_client().delete_database("orders")
     fault_stack.provision_interval = 1.0
     try:
         with fault_stack.supervised(interval=0.2):
@@ -500,14 +488,7 @@ def test_a_rebuild_corrects_totals_a_live_batch_raced(http, local_stack):
     while http.get(f"/customers/{c['id']}").json()["orderCount"] != 1:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    s = local_stack.settings
-    totals_container = (
-        CosmosClient(
-            s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
-        )
-        .get_database_client("orders")
-        .get_container_client("customer-orders")
-    )
+    totals_container = local_stack.read_model().get_container_client("customer-orders")
     totals = totals_container.read_item("totals", partition_key=c["id"])
     totals["counters"]["orders"] = 5  # what a delete racing a live batch can leave
     totals_container.replace_item("totals", totals)

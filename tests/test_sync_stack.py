@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.core.exceptions import AzureError
-from azure.cosmos import CosmosClient
 from azure.storage.blob import ContainerClient
 
 from devtools.stack import LocalStack
@@ -26,11 +25,7 @@ CONVERGE_SECONDS = 30
 
 @pytest.fixture(scope="module")
 def cosmos(local_stack):
-    s = local_stack.settings
-    database = CosmosClient(
-        s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
-    )
-    return database.get_database_client("orders")
+    return local_stack.read_model()
 
 
 @pytest.fixture(scope="module")
@@ -423,11 +418,7 @@ def test_a_restarted_stack_rebuilds_its_empty_read_model_from_the_outbox(
     source.close()
     target.close()
     with LocalStack(state, fixed_ports=False) as restarted:
-        s = restarted.settings
-        fresh = CosmosClient(
-            s["COSMOS_ENDPOINT"], credential=s["COSMOS_KEY"], connection_verify=False
-        )
-        rebuilt = fresh.get_database_client("orders")
+        rebuilt = restarted.read_model()
         assert (
             documents(rebuilt, "orders")[(o["id"], o["id"])]["order"]["items"][0][
                 "quantity"
