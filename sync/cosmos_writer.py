@@ -51,6 +51,9 @@ CONTENTION_ATTEMPTS = 5
 RACED = frozenset({404, 409, 412})
 
 _pool = ThreadPoolExecutor(CONCURRENT_WRITES, thread_name_prefix="cosmos-write")
+_fan_out_pool = ThreadPoolExecutor(
+    CONCURRENT_WRITES, thread_name_prefix="cosmos-fan-out"
+)
 
 MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
 
@@ -267,7 +270,8 @@ class CosmosWriter:
                 enable_cross_partition_query=True,
             )
         )
-        for row in rows:
+
+        def patch(row: dict[str, Any]) -> None:
             try:
                 self._guarded_patch(
                     write.container,
@@ -278,7 +282,12 @@ class CosmosWriter:
                     write.fields,
                 )
             except CosmosResourceNotFoundError:
-                continue  # deleted meanwhile (a rebuild): nothing to update
+                pass  # deleted meanwhile (a rebuild): nothing to update
+
+        # Each order is its own document: patched concurrently (a pool of their own, so a
+        # fan-out started from a write task can never wait on its own pool).
+        tasks = [(contextvars.copy_context(), row) for row in rows]
+        list(_fan_out_pool.map(lambda task: task[0].run(patch, task[1]), tasks))
 
     def _contributions(self, writes: list[Counted]) -> None:
         """Apply contributions of one logical partition with their aggregate, atomically."""
