@@ -48,6 +48,7 @@ from devtools.bench_common import (
     percentile,
     process_cpu_seconds,
 )
+from devtools.bench_queries import settle
 from devtools.sample_data import ADDRESS
 
 LEVELS = (20, 50, 100)
@@ -476,19 +477,6 @@ async def _run_level(
     stop.set()
     await asyncio.wrap_future(lag)
     return result
-
-
-def settle(http: httpx.Client, timeout: float = 120.0) -> None:
-    """Wait until every projection has caught up, so one level does not spill into the next."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = http.get("/projections")
-        if response.status_code == 200 and all(
-            p["lagEvents"] == 0 for p in response.json()["projections"]
-        ):
-            return
-        time.sleep(0.25)
-    raise RuntimeError("the projections did not catch up after the load")
 
 
 def measure(

@@ -84,6 +84,8 @@ def seed(http: httpx.Client, orders: int) -> dict[str, Any]:
 
 
 def settle(http: httpx.Client, timeout: float = 120.0) -> None:
+    """Wait until every projection has caught up (so one measurement does not spill into
+    the next)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = http.get("/projections")
