@@ -11,7 +11,7 @@
 // the parsed query, the cleanup is linear.
 const { lib, queryLib, dependency, QUERY_LIB } = require("./stock");
 const { keyPaths, partitionId, headerValues } = require("./partition");
-const { documentsIn, allDocuments } = require("./store");
+const { documentsIn, documentsWhere, allDocuments } = require("./store");
 
 const parse = queryLib("index").default;
 const transform = queryLib("transformer").default;
@@ -157,16 +157,17 @@ function constant(node, parameters) {
   }
 }
 
-// The partition a query's WHERE pins with `c.<key path> = <literal or @param>` terms
-// (every key path, at the top level of the condition), or null.
-function partitionFromWhere(ast, paths, parameters) {
-  const body = ast && ast.body;
-  if (!paths.length || !body || !body.from || !body.where) return null;
-  const { source } = body.from;
-  if (source.iteration || source.expression.type !== "collection_expression") return null;
-  if (source.expression.expression.type !== "identifier") return null;
-  const alias = (source.alias || source.expression.expression).name;
+// The `c.<path> = <literal or @param>` terms at the top level of a query's WHERE, as a
+// Map of path ("a/b") -> { path: segments, value }; empty when the query is not a plain
+// `FROM c` with a WHERE.
+function pinnedTerms(ast, parameters) {
   const pinned = new Map();
+  const body = ast && ast.body;
+  if (!body || !body.from || !body.where) return pinned;
+  const { source } = body.from;
+  if (source.iteration || source.expression.type !== "collection_expression") return pinned;
+  if (source.expression.expression.type !== "identifier") return pinned;
+  const alias = (source.alias || source.expression.expression).name;
   for (const term of conjuncts(body.where.condition)) {
     if (term.type !== "scalar_binary_expression" || term.operator !== "=") continue;
     for (const [member, other] of [
@@ -176,17 +177,35 @@ function partitionFromWhere(ast, paths, parameters) {
       const segments = memberPath(member, alias);
       const value = segments && constant(other, parameters);
       if (value && (value.value === null || typeof value.value !== "object")) {
-        pinned.set(segments.join("/"), value.value);
+        pinned.set(segments.join("/"), { path: segments, value: value.value });
       }
     }
   }
+  return pinned;
+}
+
+// The partition a query's WHERE pins (every key path), or null.
+function partitionFromWhere(ast, paths, parameters) {
+  if (!paths.length) return null;
+  const pinned = pinnedTerms(ast, parameters);
   const values = [];
   for (const path of paths) {
-    const key = path.join("/");
-    if (!pinned.has(key)) return null;
-    values.push(pinned.get(key));
+    const term = pinned.get(path.join("/"));
+    if (!term) return null;
+    values.push(term.value);
   }
   return partitionId(values);
+}
+
+// What a cross-partition query reads: the documents matching its most selective pinned
+// term (an equality index lookup), or every document when it pins nothing.
+function candidates(documents, ast, parameters) {
+  let best = null;
+  for (const { path, value } of pinnedTerms(ast, parameters).values()) {
+    const docs = documentsWhere(documents, path, value);
+    if (docs && (best === null || docs.length < best.length)) best = docs;
+  }
+  return best || allDocuments(documents);
 }
 
 // The stock server writes fixed query metrics (all zeros) after the handler returns;
@@ -236,7 +255,7 @@ async function queryDocuments(account, req, res, { dbId, collId }) {
       res.statusCode = 400;
       return { code: "BadRequest", message: "missing partition keys" };
     }
-    const docs = pid === null ? allDocuments(documents) : documentsIn(documents, pid);
+    const docs = pid === null ? candidates(documents, query.ast, body.parameters) : documentsIn(documents, pid);
     const compositeIndexes = (meta.indexingPolicy && meta.indexingPolicy.compositeIndexes) || [];
     let result;
     try {

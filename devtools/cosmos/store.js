@@ -3,10 +3,14 @@
 // database, container or document goes through. They keep:
 // - an index of each container's documents by logical partition, so a query scoped to one
 //   partition reads that partition's documents only;
+// - equality indexes on the paths cross-partition queries pin (`c.kind = @kind`), so such a
+//   query reads the documents matching that term, as Cosmos DB answers it from its index;
 // - an undo log while a transactional batch runs, so a failed batch leaves nothing behind;
 // - the journal of committed writes (persistence.js), when the launcher keeps its data.
 const { lib } = require("./stock");
 const { keyPaths, keyValues, partitionId } = require("./partition");
+
+const { default: getValue } = lib("utils/get-value");
 
 const Items = lib("account/items").default;
 const Databases = lib("account/databases").default;
@@ -49,6 +53,7 @@ function partitions(documents) {
 }
 
 function indexAdd(documents, data) {
+  for (const index of fieldIndexes(documents).values()) fieldAdd(index, data);
   const byPartition = partitions(documents);
   const pid = partitionId(keyValues(documents._keyPaths, data));
   let docs = byPartition.get(pid);
@@ -57,6 +62,7 @@ function indexAdd(documents, data) {
 }
 
 function indexRemove(documents, data) {
+  for (const index of fieldIndexes(documents).values()) fieldRemove(index, data._rid);
   const byPartition = partitions(documents);
   const pid = partitionId(keyValues(documents._keyPaths, data));
   const docs = byPartition.get(pid);
@@ -68,6 +74,57 @@ function indexRemove(documents, data) {
 // The stored documents of one logical partition (an array, no copies).
 function documentsIn(documents, pid) {
   const docs = partitions(documents).get(pid);
+  return docs ? [...docs.values()] : [];
+}
+
+// --- Documents by the value of one path -----------------------------------------------
+
+const MAX_FIELD_INDEXES = 8; // per container: the few paths its queries pin
+
+function fieldIndexes(documents) {
+  if (!documents._fields) documents._fields = new Map();
+  return documents._fields;
+}
+
+// Cosmos DB's `=` tells types apart ("1" is not 1) and never matches an object or a
+// missing value: JSON text of a scalar is such a key.
+function scalarKey(value) {
+  return value === undefined || (value !== null && typeof value === "object") ? undefined : JSON.stringify(value);
+}
+
+function fieldAdd(index, data) {
+  fieldRemove(index, data._rid);
+  const key = scalarKey(getValue(index.path, data));
+  if (key === undefined) return;
+  let docs = index.byValue.get(key);
+  if (!docs) index.byValue.set(key, (docs = new Map()));
+  docs.set(data._rid, data);
+  index.keyOf.set(data._rid, key);
+}
+
+function fieldRemove(index, rid) {
+  const key = index.keyOf.get(rid);
+  if (key === undefined) return;
+  index.keyOf.delete(rid);
+  const docs = index.byValue.get(key);
+  docs.delete(rid);
+  if (docs.size === 0) index.byValue.delete(key);
+}
+
+// The stored documents whose value at `path` (segments) equals `value`, or null when the
+// container keeps no index on that path and may not start another. The index on a path
+// is built on its first use and kept by every write after.
+function documentsWhere(documents, path, value) {
+  const indexes = fieldIndexes(documents);
+  const name = path.join("/");
+  let index = indexes.get(name);
+  if (!index) {
+    if (indexes.size >= MAX_FIELD_INDEXES) return null;
+    index = { path, byValue: new Map(), keyOf: new Map() };
+    for (const data of allDocuments(documents)) fieldAdd(index, data);
+    indexes.set(name, index);
+  }
+  const docs = index.byValue.get(scalarKey(value));
   return docs ? [...docs.values()] : [];
 }
 
@@ -158,6 +215,7 @@ function atomically(fn) {
 module.exports = {
   location,
   documentsIn,
+  documentsWhere,
   allDocuments,
   rawSet,
   rawDelete,
