@@ -57,8 +57,10 @@ test: deps ## run the tests; options via PYTEST_ARGS="-x -k cosmos"
 fuzz: deps ## schemathesis over every operation on its own stack (FUZZ_EXAMPLES=200 per operation)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
 
-lint: $(PY_STAMP) ## ruff check
+lint: $(PY_STAMP) ## ruff, the import contracts (import-linter) and mypy; config in pyproject.toml
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m mypy
 
 clean: ## remove local state (.local: logs, SQLite files)
 	rm -rf .local

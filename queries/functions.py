@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import azure.functions as func
 
@@ -78,12 +78,15 @@ def document_route(
     """A single-document route: a point read by the id in the path (its partition key),
     with read-your-writes (`minVersion`, `waitMs`), shaped for the API by `shape`;
     `owner_of` names the subject a self-service caller must be to see the document."""
-    container_name, param = re.fullmatch(r"(\w+)/\{(\w+)\}", path).groups()
+    match = re.fullmatch(r"(\w+)/\{(\w+)\}", path)
+    if match is None:
+        raise ValueError(f"a document route reads <container>/{{<id>}}, not {path}")
+    container_name, param = match.groups()
     what = container_name[:-1].capitalize()
 
     def handler(request: Request) -> Response:
         doc_id = _id(request, param, what)
-        params: models.ReadYourWrites = request.params
+        params = cast(models.ReadYourWrites, request.params)
 
         def read() -> dict[str, Any] | None:
             document = read_document(container_name, doc_id, doc_id)
@@ -160,7 +163,7 @@ document_route(
 )
 def list_customer_orders(request: Request) -> Response:
     customer_id = _id(request, "customerId", "Customer")
-    params: models.CustomerOrdersParams = request.params
+    params = cast(models.CustomerOrdersParams, request.params)
     _check_customer_owner(request, customer_id)
     query = order_search.customer_orders_query(customer_id, status=params.status)
     page = paging.single_partition_page(
@@ -190,7 +193,7 @@ def list_customer_orders(request: Request) -> Response:
     roles=READ_ORDERS,
 )
 def search_orders(request: Request) -> Response:
-    params: models.OrderSearchParams = request.params
+    params = cast(models.OrderSearchParams, request.params)
     if request.owner is not None:
         # Self-service: only within one's own customer record, never across customers.
         if params.customerId is None:
@@ -198,7 +201,7 @@ def search_orders(request: Request) -> Response:
                 "Search your own orders with customerId=<your customer id>."
             )
         _check_customer_owner(request, params.customerId.lower())
-    filters = {
+    filters: dict[str, Any] = {
         "status": params.status,
         "min_total": params.minTotal,
         "max_total": params.maxTotal,
@@ -269,7 +272,7 @@ document_route(
     roles=(ADMIN, CATALOG, SUPPORT),
 )
 def get_sales_stats(request: Request) -> Response:
-    params = request.params
+    params: Any = request.params  # a model built at run time (`from` is a keyword)
     first, last = getattr(params, "from"), params.to
     documents = container("daily-sales").query_items(
         "SELECT c.day, c.counters, c.labels FROM c "

@@ -250,22 +250,21 @@ class _SalesRange(Params):
 
 
 # `from` is a Python keyword, so this model is built rather than declared.
+_SALES_RANGE_FIELDS: dict[str, Any] = {
+    "from": (Annotated[Day, Field(description="The first UTC day.")], ...),
+    "to": (
+        Annotated[
+            Day,
+            Field(
+                description=f"The last UTC day: not before from, and the range covers "
+                f"at most {MAX_STATS_DAYS} days (to - from <= {MAX_STATS_DAYS - 1} days)."
+            ),
+        ],
+        ...,
+    ),
+}
 SalesStatsParams = create_model(
-    "SalesStatsParams",
-    __base__=_SalesRange,
-    **{
-        "from": (Annotated[Day, Field(description="The first UTC day.")], ...),
-        "to": (
-            Annotated[
-                Day,
-                Field(
-                    description=f"The last UTC day: not before from, and the range covers "
-                    f"at most {MAX_STATS_DAYS} days (to - from <= {MAX_STATS_DAYS - 1} days)."
-                ),
-            ],
-            ...,
-        ),
-    },
+    "SalesStatsParams", __base__=_SalesRange, **_SALES_RANGE_FIELDS
 )
 
 

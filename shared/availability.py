@@ -48,7 +48,7 @@ def is_unavailable(exc: BaseException) -> bool:
         return "locked" in str(exc)  # the embedded write database's "busy"
     from shared.sql.db import is_transient_pyodbc_error
 
-    return is_transient_pyodbc_error(exc)
+    return isinstance(exc, Exception) and is_transient_pyodbc_error(exc)
 
 
 def retry_after(exc: BaseException) -> int:

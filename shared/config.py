@@ -175,6 +175,14 @@ def get(name: str) -> str | None:
     return value if value not in (None, "") else setting.default
 
 
+def require(name: str) -> str:
+    """A setting the code cannot do without: its value or default, else a clear error."""
+    value = get(name)
+    if value is None:
+        raise RuntimeError(f"{name} is not set")
+    return value
+
+
 def get_bool(name: str) -> bool:
     return (get(name) or "").strip().lower() in {"1", "true", "yes", "on"}
 

@@ -34,9 +34,7 @@ REQUEST_TIMEOUT_SECONDS = 6
 
 
 def _new_client(**options: Any) -> CosmosClient:
-    endpoint = config.get("COSMOS_ENDPOINT")
-    if not endpoint:
-        raise RuntimeError("COSMOS_ENDPOINT is not set")
+    endpoint = config.require("COSMOS_ENDPOINT")
     if key := config.get("COSMOS_KEY"):
         credential: Any = key
     else:
@@ -64,7 +62,7 @@ def sync_client() -> CosmosClient:
 
 
 def database() -> DatabaseProxy:
-    return client().get_database_client(config.get("COSMOS_DATABASE"))
+    return client().get_database_client(config.require("COSMOS_DATABASE"))
 
 
 def _declared(name: str) -> str:
@@ -84,7 +82,7 @@ def sync_container(name: str) -> ContainerProxy:
     """A container for the projections' writes."""
     return (
         sync_client()
-        .get_database_client(config.get("COSMOS_DATABASE"))
+        .get_database_client(config.require("COSMOS_DATABASE"))
         .get_container_client(_declared(name))
     )
 
@@ -101,7 +99,7 @@ def container_specs() -> dict[str, dict[str, Any]]:
 
 def ensure_containers() -> None:
     """Create the database and containers if absent (local stacks; Bicep does it in Azure)."""
-    db = client().create_database_if_not_exists(config.get("COSMOS_DATABASE"))
+    db = client().create_database_if_not_exists(config.require("COSMOS_DATABASE"))
     for spec in container_specs().values():
         db.create_container_if_not_exists(
             id=spec["name"],

@@ -48,7 +48,7 @@ class StoredEvent:
 
     partition: int
     sequence_number: int
-    offset: int
+    offset: int | str  # the local log's byte offset; Event Hubs' own offset string
     partition_key: str | None
     body: bytes
     properties: dict[str, str]

@@ -66,6 +66,8 @@ def record(tx: Transaction, events: Sequence[Event]) -> list[Event]:
                 *telemetry.trace_context(),
             ),
         )
+        if row is None:  # OUTPUT / RETURNING answers one row per inserted row
+            raise RuntimeError("the outbox insert returned no position")
         stored.append(event.with_position(int(row[0])))
     return stored
 
@@ -151,9 +153,10 @@ def relay(
 def backlog(db: Database) -> tuple[int, float | None]:
     """(unsent count, age in seconds of the oldest unsent event or None)."""
     count, oldest = db.run(lambda tx: tx.one(SELECT_BACKLOG))
-    if oldest is None:
+    oldest_at = from_db_time(oldest)
+    if oldest_at is None:
         return int(count), None
-    return int(count), max(0.0, (utcnow() - from_db_time(oldest)).total_seconds())
+    return int(count), max(0.0, (utcnow() - oldest_at).total_seconds())
 
 
 def read_range(db: Database, after_position: int, limit: int) -> list[Event]:

@@ -13,11 +13,19 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shared import config, telemetry
 from shared.eventlog import StoredEvent
 from shared.events import Event
+
+if TYPE_CHECKING:
+    from azure.eventhub import (
+        EventData,
+        EventHubConsumerClient,
+        EventHubProducerClient,
+        PartitionContext,
+    )
 
 READ_WAIT_SECONDS = 5.0  # how long a catch-up read waits for events that are not there
 # A publish runs on the command's request path after the commit; past this the relay
@@ -45,7 +53,7 @@ class EventPublisher(Protocol):
 class EventHubsPublisher:
     """Azure Event Hubs through one long-lived producer client per worker process."""
 
-    def __init__(self, producer) -> None:
+    def __init__(self, producer: EventHubProducerClient) -> None:
         self._producer = producer
         # The producer is not thread-safe, and sync functions run on the worker's thread pool.
         self._lock = threading.Lock()
@@ -81,7 +89,8 @@ class EventHubsPublisher:
             batch = self._producer.create_batch(partition_key=key)
             for event in group:
                 data = EventData(event.to_bytes())
-                data.properties = telemetry.message_properties(event)
+                # A copy typed as EventData's properties (str or bytes keys).
+                data.properties = dict(telemetry.message_properties(event).items())
                 data.content_type = "application/json"
                 try:
                     batch.add(data)
@@ -122,7 +131,7 @@ class EventHubsPublisher:
         received: list[StoredEvent] = []
         done = threading.Event()
 
-        def on_batch(_context, batch) -> None:
+        def on_batch(_context: PartitionContext, batch: list[EventData]) -> None:
             received.extend(stored_event(partition, data) for data in batch)
             # An empty batch: nothing arrived within max_wait_time, the tail is reached.
             if not batch or len(received) >= max_count:
@@ -147,29 +156,40 @@ class EventHubsPublisher:
         return received[:max_count]
 
 
-def _client(cls, **kwargs):
+T = TypeVar("T")
+_Client = TypeVar("_Client", "EventHubProducerClient", "EventHubConsumerClient")
+
+
+def _client(cls: type[_Client], **kwargs: Any) -> _Client:
     """An Event Hubs producer or consumer client from the settings (identity in Azure)."""
-    hub = config.get("EVENTHUB_NAME")
+    hub = config.require("EVENTHUB_NAME")
     if conn_str := config.get("EventHubConnection"):
         return cls.from_connection_string(conn_str, eventhub_name=hub, **kwargs)
     from shared.identity import credential
 
-    namespace = config.get("EventHubConnection__fullyQualifiedNamespace")
+    namespace = config.require("EventHubConnection__fullyQualifiedNamespace")
     return cls(namespace, hub, credential=credential(), **kwargs)
 
 
-def stored_event(partition: str, data) -> StoredEvent:
+def stored_event(partition: str, data: EventData) -> StoredEvent:
     """An Event Hubs EventData as the transport-neutral record the catch-up pass reads."""
     return StoredEvent(
         int(partition),
-        data.sequence_number,
-        data.offset,
-        data.partition_key,
+        _system(data.sequence_number, "sequence number"),
+        _system(data.offset, "offset"),
+        _text(data.partition_key),
         data.body_as_str().encode("utf-8"),
         # Received application properties have bytes keys (and often values).
         {_text(k): _text(v) for k, v in (data.properties or {}).items()},
-        data.enqueued_time,
+        _system(data.enqueued_time, "enqueued time"),
     )
+
+
+def _system(value: T | None, name: str) -> T:
+    """A system property the hub stamps on every event it enqueues."""
+    if value is None:
+        raise ValueError(f"a received event without its {name}")
+    return value
 
 
 def _text(value: Any) -> Any:
@@ -213,7 +233,7 @@ class LocalLogPublisher:
 def publisher() -> EventPublisher:
     if config.get("EVENT_TRANSPORT") == "local":
         return LocalLogPublisher(
-            config.get("LOCAL_EVENT_LOG_PATH"),
+            config.require("LOCAL_EVENT_LOG_PATH"),
             config.topology()["eventHub"]["partitionCount"],
         )
     return EventHubsPublisher.from_settings()

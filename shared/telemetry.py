@@ -31,10 +31,17 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from shared import config
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
+else:
+    # The SDK is imported only once telemetry is on (a quarter of a second at start-up);
+    # until then the processor below is a plain class with the same interface.
+    SpanProcessor = object
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +242,7 @@ def _activate() -> None:
 
     _state.tracer = trace.get_tracer(TRACER_NAME)
     meter = metrics.get_meter(METER_NAME)
-    create = {
+    create: dict[str, Callable[..., Any]] = {
         "counter": meter.create_counter,
         "histogram": meter.create_histogram,
         "gauge": meter.create_gauge,
@@ -279,6 +286,11 @@ def _otlp_exporters() -> tuple[list[Any], list[Any], list[Any]]:
 
 
 FILE_LIMIT_BYTES = 50 * 1024 * 1024  # then the file is rotated once (<name>.1)
+
+
+def _rotating(path: Path) -> IO[str]:
+    # The exporters only write to and flush their stream, which RotatingFile provides.
+    return cast(IO[str], RotatingFile(path))
 
 
 class RotatingFile:
@@ -326,28 +338,26 @@ def _file_exporters(folder: Path) -> tuple[list[Any], list[Any], list[Any]]:
     return (
         [
             BatchSpanProcessor(
-                FileSpanExporter(stream=RotatingFile(folder / f"traces-{tag}.jsonl")),
+                FileSpanExporter(stream=_rotating(folder / f"traces-{tag}.jsonl")),
                 schedule_delay_millis=500,  # `make trace` right after a request finds it
             )
         ],
         [
             PeriodicExportingMetricReader(
-                FileMetricExporter(
-                    stream=RotatingFile(folder / f"metrics-{tag}.jsonl")
-                ),
+                FileMetricExporter(stream=_rotating(folder / f"metrics-{tag}.jsonl")),
                 export_interval_millis=interval,
             )
         ],
         [
             BatchLogRecordProcessor(
-                FileLogExporter(stream=RotatingFile(folder / f"logs-{tag}.jsonl")),
+                FileLogExporter(stream=_rotating(folder / f"logs-{tag}.jsonl")),
                 schedule_delay_millis=500,
             )
         ],
     )
 
 
-class CorrelationSpanProcessor:
+class CorrelationSpanProcessor(SpanProcessor):
     """Stamps the correlation id of the work in progress on every span started in it
     (ours and the Azure SDK's), so one id finds every span of a request."""
 
@@ -480,60 +490,76 @@ def serve_http(
     or the context the Functions worker made current (the host's invocation)."""
     if not _state.enabled:
         return handle(spec, handler, req)
-    from opentelemetry import trace
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace import SpanKind
 
     method = (req.method or "").upper()
     route = ROUTE_PREFIX + spec.path
-    current = trace.get_current_span().get_span_context()
-    parent = None
-    if not current.is_valid:
-        headers = {k.lower(): v for k, v in req.headers.items()}
-        parent = extract(headers.get("traceparent"), headers.get("tracestate"))
-    url = urlsplit(req.url or "")
-    attributes = {
-        "http.request.method": method,
-        "http.route": route,
-        "url.path": url.path,
-        "url.scheme": url.scheme or "http",
-        "cqrs.operation": spec.name,
-    }
-    if url.hostname:
-        attributes["server.address"] = url.hostname
-    if url.port:
-        attributes["server.port"] = url.port
     module = getattr(handler, "__module__", "") or ""
     started = time.perf_counter()
     with (
         correlated(None),
         _state.tracer.start_as_current_span(
             f"{method} {route}",
-            context=parent,
+            context=_caller_context(req),
             kind=SpanKind.SERVER,
-            attributes=attributes,
+            attributes=_http_attributes(req, method, route, spec.name),
         ) as span,
     ):
+        status = 500  # unless the handler answers
         try:
             response = handle(spec, handler, req)
             status = response.status_code
-        except BaseException:
-            status = 500
-            raise
         finally:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_attribute("error.type", str(status))
-                span.set_status(Status(StatusCode.ERROR))
             elapsed_ms = (time.perf_counter() - started) * 1000
-            if module.startswith("commands"):
-                _record_command(spec.name, status, elapsed_ms)
-                span.set_attribute("cqrs.command", spec.name)
-            elif module.startswith("queries"):
-                _state.instruments["cqrs.query.duration"].record(
-                    elapsed_ms, {"route": route}
-                )
-                span.set_attribute("cqrs.query", spec.name)
+            _end_http_span(span, spec.name, module, route, status, elapsed_ms)
     return response
+
+
+def _caller_context(req: Any) -> Any:
+    """The context of the caller's `traceparent` header, or None when the worker has
+    made the host's invocation current (the span is then its child)."""
+    from opentelemetry import trace
+
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    return extract(headers.get("traceparent"), headers.get("tracestate"))
+
+
+def _http_attributes(
+    req: Any, method: str, route: str, operation: str
+) -> dict[str, Any]:
+    url = urlsplit(req.url or "")
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "http.route": route,
+        "url.path": url.path,
+        "url.scheme": url.scheme or "http",
+        "cqrs.operation": operation,
+    }
+    if url.hostname:
+        attributes["server.address"] = url.hostname
+    if url.port:
+        attributes["server.port"] = url.port
+    return attributes
+
+
+def _end_http_span(
+    span: Any, operation: str, module: str, route: str, status: int, elapsed_ms: float
+) -> None:
+    """The answer's status on the span, and the command or query metrics."""
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_attribute("error.type", str(status))
+        span.set_status(Status(StatusCode.ERROR))
+    if module.startswith("commands"):
+        _record_command(operation, status, elapsed_ms)
+        span.set_attribute("cqrs.command", operation)
+    elif module.startswith("queries"):
+        _state.instruments["cqrs.query.duration"].record(elapsed_ms, {"route": route})
+        span.set_attribute("cqrs.query", operation)
 
 
 def _record_command(command: str, status: int, elapsed_ms: float) -> None:
@@ -664,6 +690,47 @@ def publishing(
 
     hub = config.get("EVENTHUB_NAME")
     base = _messaging_attributes()
+    contexts = _create_spans(events, created_in or {}, hub, base)
+    holder = _correlation.get()
+    correlation_id = (
+        holder.value
+        if holder and holder.value
+        else joined_ids([e.correlation_id for e in events])
+    )
+    token = _message_contexts.set(contexts)
+    try:
+        with (
+            correlated(correlation_id),
+            _state.tracer.start_as_current_span(
+                f"send {hub}",
+                kind=SpanKind.PRODUCER,
+                links=[Link(c) for c in contexts.values()],
+                attributes={
+                    **base,
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "send",
+                    "messaging.batch.message_count": len(events),
+                },
+            ),
+        ):
+            yield
+    finally:
+        _message_contexts.reset(token)
+    counter = _state.instruments["cqrs.events.published"]
+    for event in events:
+        counter.add(1, {"event_type": event.event_type})
+
+
+def _create_spans(
+    events: Sequence[Any],
+    created_in: Mapping[str, tuple[str | None, str | None]],
+    hub: str | None,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """Per event id, the context of its `create` span, ended in the trace its outbox
+    row recorded (events without one get none)."""
+    from opentelemetry.trace import SpanKind
+
     contexts: dict[str, Any] = {}
     for event in events if created_in else ():
         parent = extract(*created_in.get(event.event_id, (None, None)))
@@ -684,33 +751,7 @@ def publishing(
             )
         span.end()
         contexts[event.event_id] = span.get_span_context()
-    token = _message_contexts.set(contexts)
-    holder = _correlation.get()
-    try:
-        with (
-            correlated(
-                holder.value
-                if holder and holder.value
-                else joined_ids([e.correlation_id for e in events])
-            ),
-            _state.tracer.start_as_current_span(
-                f"send {hub}",
-                kind=SpanKind.PRODUCER,
-                links=[Link(c) for c in contexts.values()],
-                attributes={
-                    **base,
-                    "messaging.operation.type": "send",
-                    "messaging.operation.name": "send",
-                    "messaging.batch.message_count": len(events),
-                },
-            ),
-        ):
-            yield
-    finally:
-        _message_contexts.reset(token)
-    counter = _state.instruments["cqrs.events.published"]
-    for event in events:
-        counter.add(1, {"event_type": event.event_type})
+    return contexts
 
 
 def message_properties(event: Any) -> dict[str, str]:

@@ -114,7 +114,7 @@ def dead_letters() -> DeadLetterStore:
         from shared.identity import credential
 
         container = ContainerClient(
-            config.get("DeadLetterStorage__blobServiceUri"),
+            config.require("DeadLetterStorage__blobServiceUri"),
             name,
             credential=credential(),
         )

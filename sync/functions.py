@@ -20,30 +20,32 @@ MAX_RETRIES = 5
 
 
 def deliveries(events: typing.List[func.EventHubEvent]) -> list[Delivery]:  # noqa: UP006
-    partition = None
-    properties: list = []
-    if events and events[0].metadata:
-        partition = (events[0].metadata.get("PartitionContext") or {}).get(
-            "PartitionId"
-        )
-    if events and partition is None:
+    if not events:
+        return []
+    metadata = events[0].metadata or {}
+    partition = (metadata.get("PartitionContext") or {}).get("PartitionId")
+    if partition is None:
         # Positions are per partition: guessing one would mix sequence numbers.
         raise ValueError("the trigger metadata names no partition (PartitionContext)")
-    if events:
-        # Each event's application properties (traceparent among them), in batch order.
-        properties = events[0].metadata.get("PropertiesArray") or []
-    partition = str(partition)
+    # Each event's application properties (traceparent among them), in batch order.
+    properties: list = metadata.get("PropertiesArray") or []
     return [
         Delivery(
             e.get_body(),
-            partition,
-            e.sequence_number,
+            str(partition),
+            _sequence_number(e),
             e.offset,
             utc(e.enqueued_time) if e.enqueued_time else None,
             properties[i] if i < len(properties) else {},
         )
         for i, e in enumerate(events)
     ]
+
+
+def _sequence_number(event: func.EventHubEvent) -> int:
+    if event.sequence_number is None:  # the trigger numbers every event it delivers
+        raise ValueError("the trigger delivered an event without its sequence number")
+    return event.sequence_number
 
 
 def is_final_attempt(context: func.Context) -> bool:

@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosResourceExistsError,
@@ -29,6 +31,7 @@ from azure.cosmos.exceptions import (
 
 from shared import outbox
 from shared.cosmos import container_specs, sync_container
+from shared.events import Event
 from shared.read_model import AGGREGATE_ID, CONTRIBUTION
 from shared.sql.db import Database, database
 from sync.cosmos_writer import CONTENTION_ATTEMPTS, CosmosWriter, pk_field
@@ -44,7 +47,13 @@ PAGE = 500
 class _NoDeadLetters:
     """During a rebuild a failure stops the rebuild instead of being parked."""
 
-    def put(self, projection, delivery, error, event_id=None) -> str:
+    def put(
+        self,
+        projection: str,
+        delivery: Delivery,
+        error: str,
+        event_id: str | None = None,
+    ) -> str:
         raise RuntimeError(
             f"{projection}: event at outbox position {delivery.sequence_number} failed: {error}"
         )
@@ -95,7 +104,7 @@ def replay(projection: str, db: Database) -> tuple[int, int]:
         page = outbox.read_range(db, after, PAGE)
         if not page:
             return events, writer.requests
-        deliveries = [Delivery(e.to_bytes(), "rebuild", e.position) for e in page]
+        deliveries = [_delivery(e) for e in page]
         # Positions are recorded by live consumers only; a rebuild tracks the outbox.
         process(
             projection,
@@ -107,7 +116,14 @@ def replay(projection: str, db: Database) -> tuple[int, int]:
             record_positions=False,
         )
         events += len(page)
-        after = page[-1].position
+        after = deliveries[-1].sequence_number
+
+
+def _delivery(event: Event) -> Delivery:
+    """An outbox event as the runner takes it, its outbox position as sequence number."""
+    if event.position is None:  # read_range gives every event its row's position
+        raise ValueError(f"outbox event {event.event_id} without its position")
+    return Delivery(event.to_bytes(), "rebuild", event.position)
 
 
 def record_positions(
@@ -161,7 +177,7 @@ def reconcile(projection: str) -> int:
     return corrected
 
 
-def _reconcile_partition(target, field: str, pk: str) -> int:
+def _reconcile_partition(target: ContainerProxy, field: str, pk: str) -> int:
     for _ in range(CONTENTION_ATTEMPTS):
         docs = list(
             target.query_items(
@@ -192,7 +208,7 @@ def _reconcile_partition(target, field: str, pk: str) -> int:
     raise RuntimeError(f"could not reconcile the totals of {target.id}/{pk}")
 
 
-def _public(document: dict) -> dict:
+def _public(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if not k.startswith("_")}
 
 

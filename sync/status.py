@@ -119,7 +119,9 @@ def recorded_positions(
 ) -> list[dict[str, Any]]:
     """Every projection's recorded position per partition (one cross-partition query)."""
     if containers is None:
-        from shared.cosmos import sync_container as containers
+        from shared.cosmos import sync_container
+
+        containers = sync_container
     return list(
         containers(STATE_CONTAINER).query_items(
             "SELECT * FROM c WHERE c.kind = 'position'",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 import re
@@ -24,64 +23,6 @@ from shared.read_model import AGGREGATE_ID
 from sync import customer_view, sales_stats
 from sync.writes import Counted
 from tests.memory_store import MemoryStore
-
-QUERIES = Path(__file__).resolve().parent.parent / "queries"
-FORBIDDEN = (
-    "shared.sql",
-    "pyodbc",
-    "sqlite3",
-    "commands",
-    "shared.outbox",
-    "shared.publisher",
-)
-
-
-# --- the read side reads Cosmos only ---------------------------------------------------
-
-
-def _imported(tree: ast.AST) -> list[str]:
-    names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from shared import sql` imports shared.sql too.
-            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-    return names
-
-
-def _forbidden(name: str) -> bool:
-    return any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
-
-
-def test_queries_never_touch_sql():
-    modules = sorted(QUERIES.rglob("*.py"))
-    assert len(modules) >= 5
-    offenders = {
-        f"{path.relative_to(QUERIES.parent)}: {name}"
-        for path in modules
-        for name in _imported(ast.parse(path.read_text(), str(path)))
-        if _forbidden(name)
-    }
-    assert not offenders, "queries/ must read Cosmos DB only"
-
-
-def test_the_import_check_catches_every_spelling():
-    tree = ast.parse(
-        "import pyodbc\nfrom shared import outbox\nfrom shared.sql.db import database\n"
-        "import commands.handlers\nfrom shared import publisher, cosmos\nimport sqlite3 as s\n"
-    )
-    caught = [name for name in _imported(tree) if _forbidden(name)]
-    assert set(caught) >= {
-        "pyodbc",
-        "shared.outbox",
-        "shared.sql.db",
-        "commands.handlers",
-        "shared.publisher",
-        "sqlite3",
-    }
-    assert not _forbidden("shared.cosmos") and not _forbidden("commandsx")
-
 
 # --- continuation tokens -----------------------------------------------------------------
 
