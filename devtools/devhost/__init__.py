@@ -10,6 +10,7 @@ functions behind a real ASGI server, Event Hub triggers fed from the local event
 Modules, each usable on its own: settings (local.settings.json, host.json, binding
 expressions, timespans), retry (retry policies), indexing (import and index the app),
 invocation (calling user functions the way the worker does), routing (Functions route
-templates), http (the ASGI app), eventhub (Event Hub trigger listener), timers (timer
+templates, matched with werkzeug.routing) and route_constraints (their inline
+constraints), http (the ASGI app), eventhub (Event Hub trigger listener), timers (timer
 trigger listener), __main__ (command line).
 """
