@@ -135,12 +135,11 @@ def build_eventhub_runner(
     if not any(f.trigger_type == EVENT_HUB_TRIGGER for f in functions):
         return None
     # Imported here: only Event Hub apps need the log (shared/) and the storage packages.
-    from devtools.devhost.eventhub import (
-        EventHubRunner,
+    from devtools.devhost.checkpoints import (
         checkpoint_container_name,
         open_blob_checkpoint_store,
-        open_event_log,
     )
+    from devtools.devhost.eventhub import EventHubRunner, open_event_log
 
     storage = os.environ.get("AzureWebJobsStorage", "")
     if not storage:
