@@ -78,7 +78,8 @@ class InvocationContext(func.Context):
         return self._invocation_id
 
     @property
-    def thread_local_storage(self) -> threading.local:
+    def thread_local_storage(self) -> threading.local:  # type: ignore[override]
+        # Annotated in the library as the class; the worker, too, returns an instance.
         return self._thread_local
 
     @property
