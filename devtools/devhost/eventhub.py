@@ -22,7 +22,7 @@ from pathlib import Path
 from devtools.devhost.checkpoints import CheckpointStore
 from devtools.devhost.eventhub_wire import FULLY_QUALIFIED_NAMESPACE, decode_trigger
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, IndexedFunction
-from devtools.devhost.invocation import Invoker, build_kwargs
+from devtools.devhost.invocation import Invoker
 from devtools.devhost.retry import RetryPolicy, run_with_retry
 from devtools.devhost.settings import HostConfig
 from shared.config import topology
@@ -175,19 +175,11 @@ class EventHubListener:
                     partition_id=partition_id,
                     data_type=self.data_type,
                 )
-                started = time.perf_counter()
-                self.invoker.call_blocking(
-                    self.function, build_kwargs(self.function, argument, retry_count)
+                detail = (
+                    f"partition {partition_id}, {len(batch)} event(s), sequence "
+                    f"{batch[0].sequence_number}-{batch[-1].sequence_number}, "
                 )
-                log.info(
-                    "Executed 'Functions.%s' (Succeeded, partition %s, %d event(s), sequence %d-%d, %.0f ms)",
-                    self.function.name,
-                    partition_id,
-                    len(batch),
-                    batch[0].sequence_number,
-                    batch[-1].sequence_number,
-                    (time.perf_counter() - started) * 1000,
-                )
+                self.invoker.execute(self.function, argument, retry_count, detail)
 
             outcome = run_with_retry(
                 attempt,

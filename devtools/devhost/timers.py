@@ -22,7 +22,7 @@ from azure.functions.timer import TimerRequestConverter
 from croniter import croniter
 
 from devtools.devhost.indexing import TIMER_TRIGGER, IndexedFunction
-from devtools.devhost.invocation import Invoker, build_kwargs
+from devtools.devhost.invocation import Invoker
 from devtools.devhost.retry import RetryPolicy, run_with_retry
 from devtools.devhost.settings import net_datetime, parse_timespan
 
@@ -154,15 +154,7 @@ class TimerListener:
                 next_=request_next,
                 use_monitor=self.use_monitor,
             )
-            started = time.perf_counter()
-            self.invoker.call_blocking(
-                self.function, build_kwargs(self.function, request, retry_count)
-            )
-            log.info(
-                "Executed 'Functions.%s' (Succeeded, %.0f ms)",
-                self.function.name,
-                (time.perf_counter() - started) * 1000,
-            )
+            self.invoker.execute(self.function, request, retry_count)
 
         run_with_retry(
             attempt, self.retry, self.stop_event, log, f"Functions.{self.function.name}"
