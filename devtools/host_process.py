@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Self
 
 from devtools import dev_issuer
+from devtools.devhost import STATUS_PATH as HOST_STATUS_PATH
 from devtools.processes import (
     LOOPBACK,
     START_TIMEOUT,
@@ -26,8 +27,6 @@ from devtools.processes import (
     free_port,
     port_in_use,
 )
-
-HOST_STATUS_PATH = "/admin/host/status"
 
 
 class DevHost:

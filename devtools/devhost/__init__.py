@@ -15,3 +15,6 @@ constraints), http (the ASGI app), eventhub (Event Hub trigger listener) with ev
 trigger's data and metadata as the host sends them) and checkpoints (checkpoint stores),
 timers (timer trigger listener), __main__ (command line).
 """
+
+# The host's admin status endpoint: answers 200 once the host runs.
+STATUS_PATH = "/admin/host/status"

@@ -28,7 +28,8 @@ from typing import Protocol
 
 import uvicorn
 
-from devtools.devhost.http import STATUS_PATH, create_app, describe_routes
+from devtools.devhost import STATUS_PATH
+from devtools.devhost.http import create_app, describe_routes
 from devtools.devhost.indexing import (
     EVENT_HUB_TRIGGER,
     HTTP_TRIGGER,

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from devtools.dev_issuer import JWKS_ROUTE
+from devtools.devhost import STATUS_PATH
 from devtools.devhost.indexing import HTTP_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker, build_kwargs
 from devtools.devhost.routing import RouteTable
@@ -34,7 +35,6 @@ from shared.http import PROBLEM_JSON
 
 log = logging.getLogger("host")
 
-STATUS_PATH = "/admin/host/status"
 DEV_ISSUER_JWKS = "DEV_ISSUER_JWKS"  # path of the JWKS document to serve, if any
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection"}
 
