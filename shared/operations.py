@@ -6,17 +6,19 @@ import functools
 import re
 import time
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
-from werkzeug.routing import Map, MapAdapter, Rule
 
 from shared import openapi
 from shared.auth import ADMIN, SUPPORT, authenticate, authorize
 from shared.availability import RETRY_AFTER_SECONDS
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http import ROUTES, Request, Response, RouteSpec, http_route
+
+if TYPE_CHECKING:
+    from werkzeug.routing import MapAdapter
 
 bp = func.Blueprint()
 
@@ -186,6 +188,9 @@ def _rule(template: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _method_map(routes: tuple[RouteSpec, ...]) -> MapAdapter:
+    # Loaded on the first request that misses every route, not at the app's cold start.
+    from werkzeug.routing import Map, Rule
+
     rules = [
         Rule(_rule(s.path), methods=[s.method], endpoint=s.name)
         for s in routes
