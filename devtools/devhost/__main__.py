@@ -24,7 +24,7 @@ import threading
 import warnings
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any
 
 import uvicorn
 
@@ -39,6 +39,7 @@ from devtools.devhost.indexing import (
     load_app,
 )
 from devtools.devhost.invocation import Invoker
+from devtools.devhost.listeners import ListenerGroup
 from devtools.devhost.retry import RetryPolicy
 from devtools.devhost.settings import HostConfig, load_host_config, load_local_settings
 from devtools.devhost.timers import TimerRunner
@@ -48,12 +49,6 @@ log = logging.getLogger("host")
 DEFAULT_EVENT_LOG_PATH = ".local/events.db"
 STOP_TIMEOUT = 10.0
 FUNCTION_SETS = ("all", "http", "triggers")
-
-
-class Runner(Protocol):
-    def start(self) -> None: ...
-
-    def stop(self, timeout: float = ...) -> list[str]: ...
 
 
 class _Formatter(logging.Formatter):
@@ -131,7 +126,7 @@ def runs_triggers(args: argparse.Namespace) -> bool:
 
 def build_eventhub_runner(
     functions: list[IndexedFunction], host_config: HostConfig, invoker: Invoker
-) -> Runner | None:
+) -> ListenerGroup[Any] | None:
     """The Event Hub listeners, or None (with the reason logged) when they cannot run."""
     if not any(f.trigger_type == EVENT_HUB_TRIGGER for f in functions):
         return None
@@ -219,7 +214,7 @@ async def serve(
     host_retry = (
         RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
     )
-    runners: list[Runner] = []
+    runners: list[ListenerGroup[Any]] = []
     if runs_triggers(args):
         eventhub_runner = build_eventhub_runner(functions, host_config, invoker)
         if eventhub_runner is not None:

@@ -23,6 +23,7 @@ from devtools.devhost.checkpoints import CheckpointStore
 from devtools.devhost.eventhub_wire import FULLY_QUALIFIED_NAMESPACE, decode_trigger
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker
+from devtools.devhost.listeners import ListenerGroup
 from devtools.devhost.retry import RetryPolicy, run_with_retry
 from devtools.devhost.settings import HostConfig
 from shared.config import topology
@@ -214,8 +215,10 @@ class EventHubListener:
             )
 
 
-class EventHubRunner:
+class EventHubRunner(ListenerGroup[EventHubListener]):
     """All Event Hub listeners of the app, started and stopped together."""
+
+    abandoned_note = "abandoned without checkpoint"
 
     def __init__(
         self,
@@ -227,7 +230,7 @@ class EventHubRunner:
         host_config: HostConfig,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
-        self.stop_event = threading.Event()
+        super().__init__()
         host_retry = (
             RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
         )
@@ -257,25 +260,6 @@ class EventHubRunner:
                     *key,
                 )
             seen[key] = listener.function.name
-
-    def start(self) -> None:
-        for listener in self.listeners:
-            listener.start()
-
-    def stop(self, timeout: float = 10.0) -> list[str]:
-        """Stop reading; wait up to `timeout` for invocations in flight. Returns abandoned threads."""
-        self.stop_event.set()
-        deadline = time.monotonic() + timeout
-        abandoned = [
-            name for listener in self.listeners for name in listener.join(deadline)
-        ]
-        for name in abandoned:
-            log.warning(
-                "%s: invocation still running after %.0fs; abandoned without checkpoint",
-                name,
-                timeout,
-            )
-        return abandoned
 
 
 def open_event_log(
