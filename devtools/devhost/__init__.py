@@ -11,10 +11,10 @@ Modules, each usable on its own: settings (local.settings.json, host.json, bindi
 expressions, timespans), retry (retry policies), indexing (import and index the app),
 invocation (calling user functions the way the worker does), routing (Functions route
 templates, matched with werkzeug.routing) and route_constraints (their inline
-constraints), http (the ASGI app), eventhub (Event Hub trigger listener) with eventhub_wire (the
-trigger's data and metadata as the host sends them) and checkpoints (checkpoint stores),
-timers (timer trigger listener), listeners (what both kinds of listener share),
-__main__ (command line).
+constraints), http (the ASGI app), eventhub (Event Hub trigger listener) with
+eventhub_wire (the trigger's data and metadata as the host sends them) and checkpoints
+(checkpoint stores), timers (timer trigger listener), listeners (what both kinds of
+listener share), __main__ (command line).
 """
 
 # The host's admin status endpoint: answers 200 once the host runs.
