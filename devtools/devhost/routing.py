@@ -183,12 +183,18 @@ def parse_segment(text: str) -> Segment:
     parts: list[Part] = []
     for part in _tokens(text):
         if isinstance(part, str) and parts and isinstance(parts[-1], str):
-            parts[-1] += part
+            parts[-1] += part  # text around an escaped brace
         else:
             parts.append(part)
+    _check_segment(parts, text)
+    return Segment(tuple(parts))
+
+
+def _check_segment(parts: list[Part], text: str) -> None:
     if not parts:
         raise RouteTemplateError("empty route segment")
-    if len(parts) > 1 and any(isinstance(p, Parameter) and p.catch_all for p in parts):
+    params = [p for p in parts if isinstance(p, Parameter)]
+    if len(parts) > 1 and any(p.catch_all for p in params):
         raise RouteTemplateError(
             f"a catch-all parameter must be a whole segment: {text!r}"
         )
@@ -197,7 +203,6 @@ def parse_segment(text: str) -> Segment:
             raise RouteTemplateError(
                 f"two parameters need a literal between them: {text!r}"
             )
-    return Segment(tuple(parts))
 
 
 # --- matching with werkzeug ---------------------------------------------------------------
