@@ -66,7 +66,7 @@ clean: ## remove local state (.local: logs, SQLite files)
 	rm -rf .local
 
 openapi: $(PY_STAMP) ## regenerate infra/openapi.json (the OpenAPI 3.0 rendering API Management imports)
-	$(PY) -m shared.openapi --version 3.0 > infra/openapi.json
+	$(PY) -m devtools.openapi --version 3.0 > infra/openapi.json
 
 infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, drift against the code)
 	$(PY) -m pytest tests/test_infra.py tests/test_infra_types.py tests/test_postprovision.py $(PYTEST_ARGS)

@@ -1,21 +1,20 @@
-"""The OpenAPI documents, generated from the route declarations (shared.http.ROUTES).
+"""The OpenAPI documents, generated from a route table (the route declarations,
+shared.http.ROUTES, once the app has registered them).
 
 The app serves OpenAPI 3.1 (`GET /api/openapi.json`, `build_document`). API Management
 imports 3.1 only with gaps (numeric exclusive bounds, `anyOf` with `null`, security
 definitions), so it gets an OpenAPI 3.0.3 rendering of the same document
-(`build_document_30`): `python -m shared.openapi --version 3.0 > infra/openapi.json`
-(`make openapi`) writes it, and a test keeps that copy equal to what the code generates
-and in agreement with the 3.1 document on every operation.
+(`build_document_30`): `make openapi` writes it to infra/openapi.json (through
+devtools/openapi.py, which loads the app), and a test keeps that copy equal to what the
+code generates and in agreement with the 3.1 document on every operation.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
 
 from pydantic import BaseModel
 
@@ -216,79 +215,106 @@ def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
     return params
 
 
-def build_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document the app serves."""
+ENTRA_ID_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A Microsoft Entra ID access token for the API's app "
+    "registration; its `roles` claim holds the app roles "
+    + ", ".join(ROLES)
+    + ". Locally: `make -s token ROLES=...`.",
+}
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    return {
+        "description": _STATUS_TEXT.get(status, "Error"),
+        "content": {
+            "application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"}
+            }
+        },
+    }
+
+
+def _responses(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
+    success: dict[str, Any] = {
+        "description": "Accepted" if spec.status == 202 else "OK"
+    }
+    if spec.response is not None:
+        success["content"] = {
+            spec.content_type: {"schema": _schema(spec.response, components)}
+        }
+    elif spec.content_type != "application/json":
+        success["content"] = {spec.content_type: {"schema": {"type": "object"}}}
+    responses = {str(spec.status): success}
+    # Any route meets an unavailable dependency the same way (shared.http.handle):
+    # 503 with Retry-After, so every operation declares it; and every route that
+    # needs a token answers 401 without one and 403 to a role it does not allow.
+    auth_errors = set() if spec.anonymous else {401, 403}
+    for status in sorted({*spec.errors, *auth_errors, 503}):
+        responses[str(status)] = _problem_response(status)
+    responses["503"]["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+    if not spec.anonymous:
+        responses["401"]["headers"] = {
+            "WWW-Authenticate": {
+                "description": 'The Bearer challenge (error="invalid_token" when a token was sent).',
+                "schema": {"type": "string"},
+            }
+        }
+    return responses
+
+
+def _security(spec: RouteSpec) -> dict[str, Any]:
+    """The operation's security requirement and, on protected routes, the roles it allows."""
+    if spec.anonymous:
+        return {"security": []}
+    own_records = (
+        " (`Orders.Customer`: own records only)." if CUSTOMER in spec.roles else "."
+    )
+    return {
+        "security": [{"entraId": []}],
+        # The app roles (the token's `roles` claim) allowed on this operation.
+        "x-roles": list(spec.roles),
+        "description": "Roles: "
+        + ", ".join(f"`{r}`" for r in spec.roles)
+        + own_records,
+    }
+
+
+def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": spec.name,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "parameters": _parameters(spec),
+        "responses": _responses(spec, components),
+    }
+    if spec.body is not None and spec.body.model_fields:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(spec.body, components)}},
+        }
+    return {**operation, **_security(spec)}
+
+
+def build_document(routes: Iterable[RouteSpec] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document the app serves, from its route table (default: every
+    route declared so far, shared.http.ROUTES)."""
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
     paths: dict[str, Any] = {}
-    for spec in sorted(ROUTES, key=lambda s: (s.path, s.method)):
+    for spec in sorted(
+        ROUTES if routes is None else routes, key=lambda s: (s.path, s.method)
+    ):
         if "{*" in spec.path:
             continue  # the routing fallback is not an operation
         path = "/" + re.sub(r"{(\w+)(:[^}]*)?\??}", r"{\1}", spec.path)
-        operation: dict[str, Any] = {
-            "operationId": spec.name,
-            "summary": spec.summary,
-            "tags": [spec.tag],
-            "parameters": _parameters(spec),
-            "responses": {},
-        }
-        if spec.body is not None and spec.body.model_fields:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": _schema(spec.body, components)}
-                },
-            }
-        success: dict[str, Any] = {
-            "description": "Accepted" if spec.status == 202 else "OK"
-        }
-        if spec.response is not None:
-            success["content"] = {
-                spec.content_type: {"schema": _schema(spec.response, components)}
-            }
-        elif spec.content_type != "application/json":
-            success["content"] = {spec.content_type: {"schema": {"type": "object"}}}
-        operation["responses"][str(spec.status)] = success
-        # Any route meets an unavailable dependency the same way (shared.http.handle):
-        # 503 with Retry-After, so every operation declares it; and every route that
-        # needs a token answers 401 without one and 403 to a role it does not allow.
-        auth_errors = set() if spec.anonymous else {401, 403}
-        for status in sorted({*spec.errors, *auth_errors, 503}):
-            operation["responses"][str(status)] = {
-                "description": _STATUS_TEXT.get(status, "Error"),
-                "content": {
-                    "application/problem+json": {
-                        "schema": {"$ref": "#/components/schemas/Problem"}
-                    }
-                },
-            }
-        operation["responses"]["503"]["headers"] = {
-            "Retry-After": {
-                "description": "Seconds to wait before trying again.",
-                "schema": {"type": "integer", "minimum": 1},
-            }
-        }
-        if spec.anonymous:
-            operation["security"] = []
-        else:
-            operation["security"] = [{"entraId": []}]
-            # The app roles (the token's `roles` claim) allowed on this operation.
-            operation["x-roles"] = list(spec.roles)
-            operation["description"] = (
-                "Roles: "
-                + ", ".join(f"`{r}`" for r in spec.roles)
-                + (
-                    " (`Orders.Customer`: own records only)."
-                    if CUSTOMER in spec.roles
-                    else "."
-                )
-            )
-            operation["responses"]["401"]["headers"] = {
-                "WWW-Authenticate": {
-                    "description": 'The Bearer challenge (error="invalid_token" when a token was sent).',
-                    "schema": {"type": "string"},
-                }
-            }
-        paths.setdefault(path, {})[spec.method.lower()] = operation
+        paths.setdefault(path, {})[spec.method.lower()] = _operation(spec, components)
     return {
         "openapi": OPENAPI_31,
         "info": {
@@ -301,17 +327,7 @@ def build_document() -> dict[str, Any]:
         "components": {
             "schemas": dict(sorted(components.items())),
             "parameters": HEADER_PARAMETERS,
-            "securitySchemes": {
-                "entraId": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "A Microsoft Entra ID access token for the API's app "
-                    "registration; its `roles` claim holds the app roles "
-                    + ", ".join(ROLES)
-                    + ". Locally: `make -s token ROLES=...`.",
-                }
-            },
+            "securitySchemes": {"entraId": ENTRA_ID_SCHEME},
         },
         "security": [{"entraId": []}],
     }
@@ -348,18 +364,25 @@ _NOT_IN_30 = (
 )
 
 
-def _schema_30(schema: dict[str, Any]) -> dict[str, Any]:
-    """One schema node, its subschemas already rendered, as OpenAPI 3.0 says it."""
-    out = dict(schema)
+def _refuse_31_only(out: dict[str, Any]) -> dict[str, Any]:
     for key in _NOT_IN_30:
         if key in out:
-            raise ValueError(f"no OpenAPI 3.0 rendering for {key!r} in {schema}")
+            raise ValueError(f"no OpenAPI 3.0 rendering for {key!r} in {out}")
+    return out
+
+
+def _const_and_examples(out: dict[str, Any]) -> dict[str, Any]:
     if "const" in out:
         out["enum"] = [out.pop("const")]
     if "examples" in out:
         examples = out.pop("examples")
         if examples and "example" not in out:
             out["example"] = examples[0]
+    return out
+
+
+def _exclusive_bounds(out: dict[str, Any]) -> dict[str, Any]:
+    """3.1's numeric exclusive bounds as 3.0's boolean flags on minimum/maximum."""
     for exclusive, bound, sign in (
         ("exclusiveMinimum", "minimum", 1),
         ("exclusiveMaximum", "maximum", -1),
@@ -371,33 +394,68 @@ def _schema_30(schema: dict[str, Any]) -> dict[str, Any]:
             del out[exclusive]  # the inclusive bound is the stricter one already
         else:
             out[bound], out[exclusive] = value, True
-    if isinstance(out.get("type"), list):
-        types = [t for t in out["type"] if t != "null"]
-        nullable = len(types) < len(out["type"])
-        del out["type"]
-        if len(types) == 1:
-            out["type"] = types[0]
-        elif types:
-            out["anyOf"] = [{"type": t} for t in types]
-        if nullable:
-            out["nullable"] = True
+    return out
+
+
+def _type_list(out: dict[str, Any]) -> dict[str, Any]:
+    """`type: [a, "null"]` as one type (or anyOf) plus `nullable`."""
+    if not isinstance(out.get("type"), list):
+        return out
+    types = [t for t in out["type"] if t != "null"]
+    nullable = len(types) < len(out["type"])
+    del out["type"]
+    if len(types) == 1:
+        out["type"] = types[0]
+    elif types:
+        out["anyOf"] = [{"type": t} for t in types]
+    if nullable:
+        out["nullable"] = True
+    return out
+
+
+def _null_branches(out: dict[str, Any]) -> dict[str, Any]:
+    """A `{"type": "null"}` branch of anyOf/oneOf as `nullable`."""
     for key in ("anyOf", "oneOf"):
         branches = out.get(key)
-        if branches and _NULL in branches:
-            rest = [b for b in branches if b != _NULL]
-            outer = {k: v for k, v in out.items() if k != key}
-            if len(rest) > 1:
-                out = {**outer, key: rest, "nullable": True}
-            elif "$ref" in rest[0]:
-                out = {**outer, "allOf": rest, "nullable": True}
-            else:
-                out = {**rest[0], **outer, "nullable": True}
+        if not branches or _NULL not in branches:
+            continue
+        rest = [b for b in branches if b != _NULL]
+        outer = {k: v for k, v in out.items() if k != key}
+        if len(rest) > 1:
+            out = {**outer, key: rest, "nullable": True}
+        elif "$ref" in rest[0]:
+            out = {**outer, "allOf": rest, "nullable": True}
+        else:
+            out = {**rest[0], **outer, "nullable": True}
+    return out
+
+
+def _ref_siblings(out: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in out and len(out) > 1:
         # A $ref's siblings are ignored in 3.0: wrap it.
         ref = out.pop("$ref")
         out = {"allOf": [{"$ref": ref}], **out}
     if out.get("default", 0) is None and not out.get("nullable"):
         del out["default"]
+    return out
+
+
+# Each step takes and returns one schema node (a copy it may change).
+_STEPS_30 = (
+    _refuse_31_only,
+    _const_and_examples,
+    _exclusive_bounds,
+    _type_list,
+    _null_branches,
+    _ref_siblings,
+)
+
+
+def _schema_30(schema: dict[str, Any]) -> dict[str, Any]:
+    """One schema node, its subschemas already rendered, as OpenAPI 3.0 says it."""
+    out = dict(schema)
+    for step in _STEPS_30:
+        out = step(out)
     return out
 
 
@@ -421,33 +479,37 @@ def _parameter_30(param: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def to_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI 3.1 document of this module rendered as OpenAPI 3.0.3."""
+def _operation_30(op: dict[str, Any]) -> dict[str, Any]:
+    op = dict(op)
+    op["parameters"] = [_parameter_30(p) for p in op.get("parameters", [])]
+    if "requestBody" in op:
+        body = op["requestBody"]
+        op["requestBody"] = {**body, "content": _media_30(body["content"])}
+    op["responses"] = {
+        status: {**r, "content": _media_30(r["content"])} if "content" in r else r
+        for status, r in op["responses"].items()
+    }
+    return op
+
+
+def _refuse_31_document(document: dict[str, Any]) -> None:
     if "webhooks" in document or "jsonSchemaDialect" in document:
         raise ValueError("webhooks and jsonSchemaDialect have no OpenAPI 3.0 rendering")
-    if {"summary"} & set(document["info"]) or "identifier" in document["info"].get(
-        "license", {}
-    ):
+    info = document["info"]
+    if "summary" in info or "identifier" in info.get("license", {}):
         raise ValueError("info.summary and license.identifier are OpenAPI 3.1 only")
-    paths: dict[str, Any] = {}
-    for path, item in document["paths"].items():
-        paths[path] = {}
-        for method, op in item.items():
-            op = dict(op)
-            op["parameters"] = [_parameter_30(p) for p in op.get("parameters", [])]
-            if "requestBody" in op:
-                body = op["requestBody"]
-                op["requestBody"] = {**body, "content": _media_30(body["content"])}
-            op["responses"] = {
-                status: {**r, "content": _media_30(r["content"])}
-                if "content" in r
-                else r
-                for status, r in op["responses"].items()
-            }
-            paths[path][method] = op
-    components = dict(document["components"])
-    if {"pathItems"} & set(components):
+    if "pathItems" in document["components"]:
         raise ValueError("components.pathItems is OpenAPI 3.1 only")
+
+
+def to_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of this module rendered as OpenAPI 3.0.3."""
+    _refuse_31_document(document)
+    paths = {
+        path: {method: _operation_30(op) for method, op in item.items()}
+        for path, item in document["paths"].items()
+    }
+    components = dict(document["components"])
     components["schemas"] = {
         name: schema_30(schema) for name, schema in components["schemas"].items()
     }
@@ -457,30 +519,14 @@ def to_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "openapi": OPENAPI_30, "paths": paths, "components": components}
 
 
-def build_document_30() -> dict[str, Any]:
+def build_document_30(routes: Iterable[RouteSpec] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.0.3 rendering API Management imports (infra/openapi.json)."""
-    return to_openapi_30(build_document())
+    return to_openapi_30(build_document(routes))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m shared.openapi", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--version",
-        choices=("3.0", "3.1"),
-        default="3.0",
-        help="3.0: the rendering API Management imports (infra/openapi.json); "
-        "3.1: the document the app serves",
-    )
-    args = parser.parse_args(argv)
-    import function_app  # noqa: F401 - registering the blueprints fills ROUTES
-
-    document = build_document_30() if args.version == "3.0" else build_document()
-    json.dump(document, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def write(routes: Iterable[RouteSpec], version: str, out: TextIO) -> None:
+    """Write the document of `routes` as JSON: OpenAPI 3.0 (what API Management imports)
+    or 3.1 (what the app serves)."""
+    document = build_document_30(routes) if version == "3.0" else build_document(routes)
+    json.dump(document, out, indent=2, sort_keys=False)
+    out.write("\n")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +15,10 @@ from shared import openapi
 from shared.auth import ADMIN, SUPPORT, authenticate, authorize
 from shared.availability import RETRY_AFTER_SECONDS
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable
-from shared.http import ROUTES, Request, Response, http_route
+from shared.http import ROUTES, Request, Response, RouteSpec, http_route
+
+if TYPE_CHECKING:
+    from werkzeug.routing import MapAdapter
 
 bp = func.Blueprint()
 
@@ -64,7 +69,7 @@ CHECKS = {"sql": _check_sql, "cosmos": _check_cosmos, "events": _check_events}
     anonymous=True,
 )
 def health(request: Request) -> Response:
-    if not request.params.deep:
+    if not (isinstance(request.params, HealthParams) and request.params.deep):
         return Response({"status": "healthy"})
     # The deep check reveals the dependencies' state: operators only.
     authorize(authenticate(request.headers), (ADMIN,))
@@ -105,7 +110,7 @@ def health(request: Request) -> Response:
     anonymous=True,
 )
 def openapi_document(request: Request) -> Response:
-    return Response(openapi.build_document())
+    return Response(openapi.build_document(ROUTES))
 
 
 class ProjectionStatus(BaseModel):
@@ -175,9 +180,32 @@ def redrive_projection(request: Request) -> Response:
     return Response(redrive(name, limit=REDRIVE_LIMIT))
 
 
-def _template_regex(path: str) -> re.Pattern[str]:
-    pattern = re.sub(r"{\*?\w+(:[^}]*)?\??}", "[^/]+", path)
-    return re.compile(f"^{pattern}$", re.IGNORECASE)
+def _rule(template: str) -> str:
+    """A route template as a werkzeug rule, lower-cased (the host matches literals
+    case-insensitively); constraints do not matter to which methods a path has."""
+    return "/" + re.sub(r"{\*?(\w+)(:[^}]*)?\??}", r"<\1>", template).lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _method_map(routes: tuple[RouteSpec, ...]) -> MapAdapter:
+    # Loaded on the first request that misses every route, not at the app's cold start.
+    from werkzeug.routing import Map, Rule
+
+    rules = [
+        Rule(_rule(s.path), methods=[s.method], endpoint=s.name)
+        for s in routes
+        if s.method != "ANY"
+    ]
+    return Map(rules, merge_slashes=False, redirect_defaults=False).bind("")
+
+
+def allowed_methods(path: str, routes: Iterable[RouteSpec]) -> list[str]:
+    """The methods the routes declare for `path` (without the catch-all's), sorted."""
+    routes = tuple(routes)
+    declared = {s.method for s in routes}
+    # werkzeug allows HEAD wherever GET is; the Functions host does not.
+    found = _method_map(routes).allowed_methods("/" + path.lower())
+    return sorted(m for m in found if m in declared)
 
 
 @http_route(
@@ -192,13 +220,7 @@ def _template_regex(path: str) -> re.Pattern[str]:
 def route_fallback(request: Request) -> Response:
     """Reached only when no route matched: 405 if the path exists with other methods, else 404."""
     path = request.route_params.get("path", "")
-    allowed = sorted(
-        {
-            s.method
-            for s in ROUTES
-            if s.method != "ANY" and _template_regex(s.path).match(path)
-        }
-    )
+    allowed = allowed_methods(path, ROUTES)
     if allowed:
         raise MethodNotAllowed(
             f"{request.method} is not allowed here; use {', '.join(allowed)}.",

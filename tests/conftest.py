@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from devtools.stack import DevHost, LocalStack
+from devtools.host_process import DevHost
+from devtools.stack import LocalStack
 
 HTTP_TIMEOUT = 30.0
 STACK_FIXTURES = {"local_stack", "devhost", "http"}

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey, exceptions
 
-from devtools.stack import (
-    COSMOS_KEY,
+from devtools.emulators import COSMOS_KEY
+from devtools.processes import (
     LOOPBACK,
     REPO_ROOT,
     ManagedProcess,

@@ -18,14 +18,13 @@ import httpx
 import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 
-from devtools.devhost.eventhub import (
-    FULLY_QUALIFIED_NAMESPACE,
-    EventHubListener,
+from devtools.devhost.checkpoints import (
     MemoryCheckpointStore,
     checkpoint_container_name,
-    decode_trigger,
     explicit_storage_connection_string,
 )
+from devtools.devhost.eventhub import EventHubListener
+from devtools.devhost.eventhub_wire import FULLY_QUALIFIED_NAMESPACE, decode_trigger
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker
 from devtools.devhost.retry import EXPONENTIAL_BACKOFF, FIXED_DELAY, RetryPolicy

@@ -12,12 +12,8 @@ import httpx
 import pytest
 
 from devtools.devhost.indexing import index_functions, load_app
-from devtools.devhost.routing import (
-    RouteTable,
-    RouteTemplate,
-    RouteTemplateError,
-    split_path,
-)
+from devtools.devhost.route_constraints import RouteTemplateError
+from devtools.devhost.routing import RouteTable, RouteTemplate, split_path
 from devtools.devhost.settings import (
     HostConfig,
     UnresolvedSettingError,

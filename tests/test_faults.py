@@ -22,8 +22,9 @@ import pytest
 from azure.cosmos.exceptions import CosmosHttpResponseError
 from azure.storage.blob import ContainerClient
 
+from devtools.host_process import DevHost
 from devtools.provision import app_settings
-from devtools.stack import DevHost, LocalStack
+from devtools.stack import LocalStack
 from shared.cosmos import container_specs
 from shared.eventlog import LocalEventLog, OutgoingEvent
 from sync import order_detail

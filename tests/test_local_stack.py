@@ -28,17 +28,10 @@ from azure.cosmos import (
 )
 from azure.storage.blob import BlobServiceClient
 
-from devtools.stack import (
-    COSMOS_KEY,
-    HOST_STATUS_PATH,
-    DevHost,
-    LocalStack,
-    ManagedProcess,
-    StackError,
-    StackPorts,
-    free_port,
-    port_accepts,
-)
+from devtools.emulators import COSMOS_KEY
+from devtools.host_process import HOST_STATUS_PATH, DevHost
+from devtools.processes import ManagedProcess, StackError, free_port, port_accepts
+from devtools.stack import LocalStack, StackPorts
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from devtools.stack import DevHost, LocalStack
+from devtools.host_process import DevHost
+from devtools.stack import LocalStack
 from shared.eventlog import LocalEventLog, OutgoingEvent
 from shared.events import Event
 from shared.telemetry import CORRELATION_ID, METRICS

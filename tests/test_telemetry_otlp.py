@@ -29,7 +29,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from devtools.stack import REPO_ROOT, StackPorts, free_port, port_in_use
+from devtools.processes import REPO_ROOT, free_port, port_in_use
+from devtools.stack import StackPorts
 from sync.projections import PROJECTIONS
 from tests.api import customer, order, product, unique
 

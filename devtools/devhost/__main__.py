@@ -24,11 +24,12 @@ import threading
 import warnings
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any
 
 import uvicorn
 
-from devtools.devhost.http import STATUS_PATH, create_app, describe_routes
+from devtools.devhost import STATUS_PATH
+from devtools.devhost.http import create_app, describe_routes
 from devtools.devhost.indexing import (
     EVENT_HUB_TRIGGER,
     HTTP_TRIGGER,
@@ -38,6 +39,7 @@ from devtools.devhost.indexing import (
     load_app,
 )
 from devtools.devhost.invocation import Invoker
+from devtools.devhost.listeners import ListenerGroup
 from devtools.devhost.retry import RetryPolicy
 from devtools.devhost.settings import HostConfig, load_host_config, load_local_settings
 from devtools.devhost.timers import TimerRunner
@@ -47,12 +49,6 @@ log = logging.getLogger("host")
 DEFAULT_EVENT_LOG_PATH = ".local/events.db"
 STOP_TIMEOUT = 10.0
 FUNCTION_SETS = ("all", "http", "triggers")
-
-
-class Runner(Protocol):
-    def start(self) -> None: ...
-
-    def stop(self, timeout: float = ...) -> list[str]: ...
 
 
 class _Formatter(logging.Formatter):
@@ -130,17 +126,16 @@ def runs_triggers(args: argparse.Namespace) -> bool:
 
 def build_eventhub_runner(
     functions: list[IndexedFunction], host_config: HostConfig, invoker: Invoker
-) -> Runner | None:
+) -> ListenerGroup[Any] | None:
     """The Event Hub listeners, or None (with the reason logged) when they cannot run."""
     if not any(f.trigger_type == EVENT_HUB_TRIGGER for f in functions):
         return None
     # Imported here: only Event Hub apps need the log (shared/) and the storage packages.
-    from devtools.devhost.eventhub import (
-        EventHubRunner,
+    from devtools.devhost.checkpoints import (
         checkpoint_container_name,
         open_blob_checkpoint_store,
-        open_event_log,
     )
+    from devtools.devhost.eventhub import EventHubRunner, open_event_log
 
     storage = os.environ.get("AzureWebJobsStorage", "")
     if not storage:
@@ -219,7 +214,7 @@ async def serve(
     host_retry = (
         RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
     )
-    runners: list[Runner] = []
+    runners: list[ListenerGroup[Any]] = []
     if runs_triggers(args):
         eventhub_runner = build_eventhub_runner(functions, host_config, invoker)
         if eventhub_runner is not None:

@@ -7,270 +7,31 @@ batch, succeeded or failed once the retry policy is exhausted, the last event is
 checkpointed (Azure/azure-webjobs-sdk#2525); when the host is stopping, the batch in
 flight is not checkpointed, so it is delivered again after a restart (at least once).
 
-The function argument is built by the library's `EventHubTriggerConverter` from the
-data and trigger metadata the host sends (see `trigger_metadata`).
+The function argument is what the host would send the worker (eventhub_wire.py);
+checkpoints live in a `CheckpointStore` (checkpoints.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Protocol
 
-from azure.functions import meta
-from azure.functions.eventhub import EventHubTriggerConverter
-
+from devtools.devhost.checkpoints import CheckpointStore
+from devtools.devhost.eventhub_wire import FULLY_QUALIFIED_NAMESPACE, decode_trigger
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, IndexedFunction
-from devtools.devhost.invocation import Invoker, build_kwargs
+from devtools.devhost.invocation import Invoker
+from devtools.devhost.listeners import ListenerGroup
 from devtools.devhost.retry import RetryPolicy, run_with_retry
-from devtools.devhost.settings import HostConfig, net_datetime
+from devtools.devhost.settings import HostConfig
+from shared.config import topology
 from shared.eventlog import LocalEventLog, StoredEvent
 
 log = logging.getLogger("host")
 
-# Checkpoint keys need a namespace; the local log has none, so use a fixed name.
-FULLY_QUALIFIED_NAMESPACE = "local-event-log"
 DEFAULT_POLL_INTERVAL = 0.05
-TOPOLOGY_PATH = Path(__file__).resolve().parents[2] / "shared" / "topology.json"
-AZURITE_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-class CheckpointStore(Protocol):
-    def list_checkpoints(
-        self,
-        fully_qualified_namespace: str,
-        eventhub_name: str,
-        consumer_group: str,
-        **kwargs: Any,
-    ) -> Iterable[dict[str, Any]]: ...
-
-    def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None: ...
-
-
-class MemoryCheckpointStore:
-    """Same interface as BlobCheckpointStore, in memory (unit tests)."""
-
-    def __init__(self) -> None:
-        self.checkpoints: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def list_checkpoints(
-        self,
-        fully_qualified_namespace: str,
-        eventhub_name: str,
-        consumer_group: str,
-        **kwargs: Any,
-    ) -> list[dict[str, Any]]:
-        key = (fully_qualified_namespace, eventhub_name, consumer_group)
-        with self._lock:
-            return [dict(c) for k, c in self.checkpoints.items() if k[:3] == key]
-
-    def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None:
-        key = (
-            checkpoint["fully_qualified_namespace"],
-            checkpoint["eventhub_name"],
-            checkpoint["consumer_group"],
-            checkpoint["partition_id"],
-        )
-        with self._lock:
-            self.checkpoints[key] = dict(checkpoint)
-
-
-def checkpoint_container_name(topology_path: Path = TOPOLOGY_PATH) -> str:
-    return json.loads(topology_path.read_text())["storage"]["checkpointContainer"]
-
-
-def explicit_storage_connection_string(connection_string: str) -> str:
-    """The checkpoint store rejects `UseDevelopmentStorage=true`; spell Azurite's defaults out."""
-    if (
-        connection_string.replace(" ", "").lower().rstrip(";")
-        == "usedevelopmentstorage=true"
-    ):
-        return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-        )
-    return connection_string
-
-
-def open_blob_checkpoint_store(connection_string: str, container_name: str) -> Any:
-    """A BlobCheckpointStore on `container_name`, created first (the package does not create it)."""
-    from azure.core.exceptions import ResourceExistsError
-    from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
-    from azure.storage.blob import ContainerClient
-
-    connection_string = explicit_storage_connection_string(connection_string)
-    # Few retries: a dev host should say quickly that Azurite is not there.
-    with ContainerClient.from_connection_string(
-        connection_string, container_name, retry_total=2
-    ) as container:
-        try:
-            container.create_container()
-        except ResourceExistsError:
-            pass
-    return BlobCheckpointStore.from_connection_string(
-        connection_string, container_name, retry_total=3
-    )
-
-
-# --- what the host sends to the worker -------------------------------------------------
-
-
-def _json(value: Any) -> meta.Datum:
-    return meta.Datum(json.dumps(value, separators=(",", ":")), "json")
-
-
-def _collection_string(values: Iterable[str | None]) -> meta.Datum:
-    # Without the IncludeEmptyEntriesInMessagePayload capability (the Python worker does not
-    # ask for it) the host drops null and empty strings from string arrays.
-    return meta.Datum(
-        SimpleNamespace(string=[v for v in values if v]), "collection_string"
-    )
-
-
-def system_properties(event: StoredEvent) -> dict[str, Any]:
-    """EventData.SystemProperties plus the four keys the extension adds for bindings."""
-    props: dict[str, Any] = {
-        "x-opt-sequence-number": event.sequence_number,
-        "x-opt-offset": str(event.offset),
-        "x-opt-enqueued-time": net_datetime(event.enqueued_time, utc_kind=True),
-    }
-    if event.partition_key is not None:
-        props["x-opt-partition-key"] = event.partition_key
-    props.update(
-        {
-            "SequenceNumber": event.sequence_number,
-            "Offset": event.offset,
-            "PartitionKey": event.partition_key,
-            "EnqueuedTimeUtc": net_datetime(event.enqueued_time, utc_kind=False),
-        }
-    )
-    return props
-
-
-def trigger_metadata(
-    events: Sequence[StoredEvent],
-    *,
-    many: bool,
-    function_name: str,
-    eventhub_name: str,
-    consumer_group: str,
-    partition_id: str,
-    fully_qualified_namespace: str = FULLY_QUALIFIED_NAMESPACE,
-) -> dict[str, meta.Datum]:
-    """The binding data of EventHubTriggerBindingStrategy, typed as the host's ToRpc does.
-
-    string -> string, long[] -> collection_sint64, string[] -> collection_string, and
-    everything else (long, DateTime, dictionaries, objects) -> JSON.
-    """
-    metadata: dict[str, meta.Datum] = {
-        "PartitionContext": _json(
-            {
-                "IsCheckpointingAfterInvocation": True,
-                "FullyQualifiedNamespace": fully_qualified_namespace,
-                "EventHubName": eventhub_name,
-                "ConsumerGroup": consumer_group,
-                "PartitionId": partition_id,
-            }
-        ),
-        "CheckpointContext": _json({"IsCheckpointingAfterInvocation": True}),
-        "sys": _json(
-            {
-                "MethodName": function_name,
-                "UtcNow": net_datetime(datetime.now(UTC), utc_kind=True),
-                "RandGuid": str(uuid.uuid4()),
-            }
-        ),
-    }
-    if many:
-        metadata.update(
-            {
-                "PartitionKeyArray": _collection_string(
-                    e.partition_key for e in events
-                ),
-                "OffsetArray": _collection_string(str(e.offset) for e in events),
-                "SequenceNumberArray": meta.Datum(
-                    SimpleNamespace(sint64=[e.sequence_number for e in events]),
-                    "collection_sint64",
-                ),
-                "EnqueuedTimeUtcArray": _json(
-                    [net_datetime(e.enqueued_time, utc_kind=False) for e in events]
-                ),
-                "PropertiesArray": _json([e.properties for e in events]),
-                "SystemPropertiesArray": _json([system_properties(e) for e in events]),
-            }
-        )
-    else:
-        (event,) = events
-        if event.partition_key:
-            metadata["PartitionKey"] = meta.Datum(event.partition_key, "string")
-        metadata.update(
-            {
-                "Offset": _json(event.offset),
-                "SequenceNumber": _json(event.sequence_number),
-                "EnqueuedTimeUtc": _json(
-                    net_datetime(event.enqueued_time, utc_kind=False)
-                ),
-                "Properties": _json(event.properties),
-                "SystemProperties": _json(system_properties(event)),
-            }
-        )
-    return metadata
-
-
-def trigger_data(
-    events: Sequence[StoredEvent], *, many: bool, data_type: str | None
-) -> meta.Datum:
-    as_string = (data_type or "").lower() == "string"
-    if many:
-        if as_string:
-            return meta.Datum(
-                SimpleNamespace(string=[e.body.decode("utf-8") for e in events]),
-                "collection_string",
-            )
-        return meta.Datum(
-            SimpleNamespace(bytes=[e.body for e in events]), "collection_bytes"
-        )
-    (event,) = events
-    return (
-        meta.Datum(event.body.decode("utf-8"), "string")
-        if as_string
-        else meta.Datum(event.body, "bytes")
-    )
-
-
-def decode_trigger(
-    events: Sequence[StoredEvent],
-    *,
-    many: bool,
-    function_name: str,
-    eventhub_name: str,
-    consumer_group: str,
-    partition_id: str,
-    data_type: str | None = None,
-) -> Any:
-    """The function's argument: `list[func.EventHubEvent]` (many) or one `func.EventHubEvent`."""
-    return EventHubTriggerConverter.decode(
-        data=trigger_data(events, many=many, data_type=data_type),
-        trigger_metadata=trigger_metadata(
-            events,
-            many=many,
-            function_name=function_name,
-            eventhub_name=eventhub_name,
-            consumer_group=consumer_group,
-            partition_id=partition_id,
-        ),
-    )
-
-
-# --- the listener ---------------------------------------------------------------------
 
 
 class EventHubListener:
@@ -415,19 +176,11 @@ class EventHubListener:
                     partition_id=partition_id,
                     data_type=self.data_type,
                 )
-                started = time.perf_counter()
-                self.invoker.call_blocking(
-                    self.function, build_kwargs(self.function, argument, retry_count)
+                detail = (
+                    f"partition {partition_id}, {len(batch)} event(s), sequence "
+                    f"{batch[0].sequence_number}-{batch[-1].sequence_number}, "
                 )
-                log.info(
-                    "Executed 'Functions.%s' (Succeeded, partition %s, %d event(s), sequence %d-%d, %.0f ms)",
-                    self.function.name,
-                    partition_id,
-                    len(batch),
-                    batch[0].sequence_number,
-                    batch[-1].sequence_number,
-                    (time.perf_counter() - started) * 1000,
-                )
+                self.invoker.execute(self.function, argument, retry_count, detail)
 
             outcome = run_with_retry(
                 attempt,
@@ -462,8 +215,10 @@ class EventHubListener:
             )
 
 
-class EventHubRunner:
+class EventHubRunner(ListenerGroup[EventHubListener]):
     """All Event Hub listeners of the app, started and stopped together."""
+
+    abandoned_note = "abandoned without checkpoint"
 
     def __init__(
         self,
@@ -475,7 +230,7 @@ class EventHubRunner:
         host_config: HostConfig,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
-        self.stop_event = threading.Event()
+        super().__init__()
         host_retry = (
             RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
         )
@@ -506,34 +261,11 @@ class EventHubRunner:
                 )
             seen[key] = listener.function.name
 
-    def start(self) -> None:
-        for listener in self.listeners:
-            listener.start()
-
-    def stop(self, timeout: float = 10.0) -> list[str]:
-        """Stop reading; wait up to `timeout` for invocations in flight. Returns abandoned threads."""
-        self.stop_event.set()
-        deadline = time.monotonic() + timeout
-        abandoned = [
-            name for listener in self.listeners for name in listener.join(deadline)
-        ]
-        for name in abandoned:
-            log.warning(
-                "%s: invocation still running after %.0fs; abandoned without checkpoint",
-                name,
-                timeout,
-            )
-        return abandoned
-
 
 def open_event_log(
-    path: str | Path,
-    default_partition_count: int | None = None,
-    topology_path: Path = TOPOLOGY_PATH,
+    path: str | Path, default_partition_count: int | None = None
 ) -> LocalEventLog:
     """The local event log; a new log gets the hub's partition count from topology.json."""
     if default_partition_count is None:
-        default_partition_count = int(
-            json.loads(topology_path.read_text())["eventHub"]["partitionCount"]
-        )
+        default_partition_count = int(topology()["eventHub"]["partitionCount"])
     return LocalEventLog(path, default_partition_count)

@@ -26,16 +26,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from devtools.dev_issuer import JWKS_ROUTE
+from devtools.devhost import STATUS_PATH
 from devtools.devhost.indexing import HTTP_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker, build_kwargs
 from devtools.devhost.routing import RouteTable
+from shared.errors import MethodNotAllowed, NotFound, ProblemError
+from shared.http import PROBLEM_JSON
 
 log = logging.getLogger("host")
 
-STATUS_PATH = "/admin/host/status"
 DEV_ISSUER_JWKS = "DEV_ISSUER_JWKS"  # path of the JWKS document to serve, if any
-PROBLEM_JSON = "application/problem+json"
-_PROBLEM_TYPES = {404: "not-found", 405: "method-not-allowed"}
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection"}
 
 
@@ -127,17 +127,13 @@ def to_asgi_response(result: Any) -> Response:
     return response
 
 
-def problem(
-    status: int, title: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body = {
-        "type": f"https://errors.orders.example/{_PROBLEM_TYPES.get(status, 'internal')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
+def problem(error: ProblemError) -> JSONResponse:
+    """The host's own 404 and 405, as the app's problem documents (shared.errors)."""
     return JSONResponse(
-        body, status_code=status, headers=headers, media_type=PROBLEM_JSON
+        error.as_json(),
+        status_code=error.status,
+        headers=error.headers or None,
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -160,14 +156,12 @@ class FunctionDispatcher:
             response = await self._invoke(function, request, resolution.route_params)
         elif resolution.method_not_allowed:
             allow = ", ".join(resolution.allowed)
-            response = problem(
-                405,
-                "Method Not Allowed",
-                f"{request.method} is not allowed on {scope['path']}; allowed: {allow}.",
-                {"Allow": allow},
+            detail = (
+                f"{request.method} is not allowed on {scope['path']}; allowed: {allow}."
             )
+            response = problem(MethodNotAllowed(detail, headers={"Allow": allow}))
         else:
-            response = problem(404, "Not Found", f"No function serves {scope['path']}.")
+            response = problem(NotFound(f"No function serves {scope['path']}."))
         await response(scope, receive, send)
         elapsed = (time.perf_counter() - started) * 1000
         log.info(

@@ -106,7 +106,8 @@ def index_functions(
     indexed: list[IndexedFunction] = []
     seen: set[str] = set()
     for function in app.get_functions():
-        name = function.get_function_name()
+        # The library names a function after its Python function unless told otherwise.
+        name = function.get_function_name() or function.get_user_function().__name__
         if name in seen:
             log.error(
                 "Function '%s' is defined twice; the second definition is ignored", name

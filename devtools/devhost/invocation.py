@@ -12,8 +12,10 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import logging
 import os
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +23,8 @@ import azure.functions as func
 from azure.functions import _abc as functions_abc
 
 from devtools.devhost.indexing import IndexedFunction
+
+log = logging.getLogger("host")
 
 
 class _TraceContext(functions_abc.TraceContext):
@@ -78,7 +82,8 @@ class InvocationContext(func.Context):
         return self._invocation_id
 
     @property
-    def thread_local_storage(self) -> threading.local:
+    def thread_local_storage(self) -> threading.local:  # type: ignore[override]
+        # Annotated in the library as the class; the worker, too, returns an instance.
         return self._thread_local
 
     @property
@@ -170,6 +175,25 @@ class Invoker:
             )
             return future.result()
         return contextvars.copy_context().run(function.user_function, **kwargs)
+
+    def execute(
+        self,
+        function: IndexedFunction,
+        trigger_value: Any,
+        retry_count: int,
+        detail: str = "",
+    ) -> None:
+        """One invocation from a listener thread, logged as the host logs it
+        (`Executed 'Functions.<name>' (Succeeded, <detail><n> ms)`); a failure propagates
+        to the caller's retry policy."""
+        started = time.perf_counter()
+        self.call_blocking(function, build_kwargs(function, trigger_value, retry_count))
+        log.info(
+            "Executed 'Functions.%s' (Succeeded, %s%.0f ms)",
+            function.name,
+            detail,
+            (time.perf_counter() - started) * 1000,
+        )
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,11 +1,16 @@
 """Azure Functions (ASP.NET Core) route templates: parsing, matching and precedence.
 
 Supported: literals (case-insensitive), `{name}`, inline constraints `{id:int}`,
-`{id:int:min(1)}`, optional `{id?}`, defaults `{id=5}`, catch-all `{*rest}`/`{**rest}`,
-complex segments (`{name}.{ext}`), and `{{`/`}}` escapes. When several templates match a
-path, the most specific wins, ranked as ASP.NET's RoutePrecedence does per segment:
-literal < constrained parameter / complex segment < parameter < constrained catch-all
-< catch-all.
+`{id:int:min(1)}` (devtools/devhost/route_constraints.py), optional `{id?}`, defaults
+`{id=5}`, catch-all `{*rest}`/`{**rest}`, complex segments (`{name}.{ext}`), and
+`{{`/`}}` escapes.
+
+A template is parsed here and compiled into `werkzeug.routing` rules, one per form the
+template can take (with or without its optional trailing parameters), which do the
+matching. When several templates match a path, the most specific wins, ranked as
+ASP.NET's RoutePrecedence does per segment: literal < constrained parameter / complex
+segment < parameter < constrained catch-all < catch-all. Werkzeug's own ordering is
+first-match over its own weights, so the ranking stays here.
 """
 
 from __future__ import annotations
@@ -13,113 +18,18 @@ from __future__ import annotations
 import itertools
 import re
 import urllib.parse
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
-_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
-_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
-_GUID = re.compile(
-    r"^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"|\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}"
-    r"|\([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\))$",
-    re.IGNORECASE,
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import BaseConverter, Map, Rule, ValidationError
+
+from devtools.devhost.route_constraints import (
+    Constraint,
+    RouteTemplateError,
+    make_constraint,
 )
-_ALPHA = re.compile(r"^[a-z]*$", re.IGNORECASE)
-
-
-class RouteTemplateError(ValueError):
-    """A route template the host would refuse."""
-
-
-def _integer(value: str, bounds: tuple[int, int]) -> int | None:
-    if not _INTEGER.match(value):
-        return None
-    number = int(value)
-    return number if bounds[0] <= number <= bounds[1] else None
-
-
-def _datetime(value: str) -> bool:
-    try:
-        datetime.fromisoformat(value.strip())
-    except ValueError:
-        return False
-    return True
-
-
-def _ints(args: str, count: int, name: str) -> list[int]:
-    parts = [a.strip() for a in args.split(",")] if args else []
-    if len(parts) != count or not all(_INTEGER.match(p) for p in parts):
-        raise RouteTemplateError(
-            f"constraint {name} takes {count} integer argument(s), got ({args})"
-        )
-    return [int(p) for p in parts]
-
-
-@dataclass(frozen=True)
-class Constraint:
-    text: str
-    check: Callable[[str], bool] = field(compare=False, repr=False)
-
-
-def make_constraint(name: str, args: str | None) -> Constraint:
-    """One inline constraint, e.g. ("int", None) or ("range", "1,10")."""
-    key = name.lower()
-    text = f"{name}({args})" if args is not None else name
-    simple: dict[str, Callable[[str], bool]] = {
-        "int": lambda v: _integer(v, _INT32) is not None,
-        "long": lambda v: _integer(v, _INT64) is not None,
-        "bool": lambda v: v.strip().lower() in {"true", "false"},
-        "guid": lambda v: bool(_GUID.match(v.strip())),
-        "alpha": lambda v: bool(_ALPHA.match(v)),
-        "datetime": _datetime,
-        "decimal": lambda v: bool(_NUMBER.match(v)) and "e" not in v.lower(),
-        "double": lambda v: bool(_NUMBER.match(v)),
-        "float": lambda v: bool(_NUMBER.match(v)),
-        "required": lambda v: v != "",
-        "file": lambda v: "." in v.rsplit("/", 1)[-1],
-        "nonfile": lambda v: "." not in v.rsplit("/", 1)[-1],
-    }
-    if key in simple:
-        if args is not None:
-            raise RouteTemplateError(f"constraint {name} takes no arguments")
-        return Constraint(text, simple[key])
-    if args is None and key != "regex":
-        raise RouteTemplateError(f"unknown route constraint {name!r}")
-    if key == "minlength":
-        (n,) = _ints(args or "", 1, name)
-        return Constraint(text, lambda v: len(v) >= n)
-    if key == "maxlength":
-        (n,) = _ints(args or "", 1, name)
-        return Constraint(text, lambda v: len(v) <= n)
-    if key == "length":
-        bounds = (
-            _ints(args or "", 2, name)
-            if "," in (args or "")
-            else _ints(args or "", 1, name) * 2
-        )
-        return Constraint(text, lambda v: bounds[0] <= len(v) <= bounds[1])
-    if key in {"min", "max", "range"}:
-        limits = _ints(args or "", 2 if key == "range" else 1, name)
-        low = limits[0] if key in {"min", "range"} else _INT64[0]
-        high = limits[-1] if key in {"max", "range"} else _INT64[1]
-
-        def in_range(v: str) -> bool:
-            number = _integer(v, _INT64)
-            return number is not None and low <= number <= high
-
-        return Constraint(text, in_range)
-    if key == "regex":
-        if not args:
-            raise RouteTemplateError("regex constraint needs a pattern")
-        # ASP.NET's RegexRouteConstraint is unanchored and case-insensitive.
-        pattern = re.compile(args, re.IGNORECASE)
-        return Constraint(text, lambda v: pattern.search(v) is not None)
-    raise RouteTemplateError(f"unknown route constraint {name!r}")
 
 
 @dataclass(frozen=True)
@@ -133,6 +43,10 @@ class Parameter:
     def accepts(self, value: str) -> bool:
         return all(c.check(value) for c in self.constraints)
 
+    @property
+    def omissible(self) -> bool:
+        return self.optional or self.default is not None
+
 
 Part = str | Parameter
 
@@ -144,19 +58,21 @@ class Segment:
     @property
     def parameter(self) -> Parameter | None:
         """The parameter when the whole segment is one parameter."""
-        return (
-            self.parts[0]
-            if len(self.parts) == 1 and isinstance(self.parts[0], Parameter)
-            else None
-        )
+        part = self.parts[0]
+        return part if len(self.parts) == 1 and isinstance(part, Parameter) else None
 
-    @property
-    def literal(self) -> str | None:
-        return (
-            self.parts[0]
-            if len(self.parts) == 1 and isinstance(self.parts[0], str)
-            else None
-        )
+    def omissible(self) -> bool:
+        """Whether a path may end before this segment."""
+        param = self.parameter
+        return param is not None and (param.omissible or param.catch_all)
+
+    def forms(self) -> list[tuple[Part, ...]]:
+        """The part sequences the segment matches, tried in order: "{name}.{ext?}" also
+        matches "readme" (without the literal before the optional part)."""
+        last = self.parts[-1]
+        if isinstance(last, Parameter) and last.omissible and len(self.parts) > 2:
+            return [self.parts, self.parts[:-2]]
+        return [self.parts]
 
     def precedence_digit(self) -> int:
         if len(self.parts) > 1:
@@ -166,6 +82,9 @@ class Segment:
             return 1
         digit = 5 if part.catch_all else 3
         return digit - 1 if part.constraints else digit
+
+
+# --- parsing ------------------------------------------------------------------------------
 
 
 def _split_constraint(text: str) -> tuple[str, str | None, str]:
@@ -198,16 +117,14 @@ def parse_parameter(content: str) -> Parameter:
         cname, args, rest = _split_constraint(rest[1:])
         constraints.append(make_constraint(cname, args))
     default = None
-    optional = False
     if rest.startswith("="):
         default, rest = rest[1:], ""
         if default.endswith("?"):
             raise RouteTemplateError(
                 f"parameter {name} cannot have a default and be optional"
             )
-    if rest == "?":
-        optional, rest = True, ""
-    if rest:
+    optional = rest == "?"
+    if rest and not optional:
         raise RouteTemplateError(f"invalid route parameter {{{content}}}")
     if catch_all and optional:
         raise RouteTemplateError(
@@ -240,45 +157,40 @@ def _split_segments(template: str) -> list[str]:
     return segments
 
 
-def parse_segment(text: str) -> Segment:
-    parts: list[Part] = []
-    literal: list[str] = []
-    i = 0
-    while i < len(text):
-        if text.startswith("{{", i):
-            literal.append("{")
-            i += 2
-        elif text.startswith("}}", i):
-            literal.append("}")
-            i += 2
-        elif text[i] == "{":
-            # The parameter ends at the first '}' not doubled ('{{' and '}}' inside are escaped braces).
-            j, content = i + 1, []
-            while j < len(text):
-                if text.startswith("}}", j) or text.startswith("{{", j):
-                    content.append(text[j])
-                    j += 2
-                elif text[j] == "}":
-                    break
-                else:
-                    content.append(text[j])
-                    j += 1
-            else:
-                raise RouteTemplateError(
-                    f"unterminated route parameter in segment {text!r}"
-                )
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            parts.append(parse_parameter("".join(content)))
-            i = j + 1
-        elif text[i] == "}":
+# One token of a segment: an escaped brace, a parameter (its content may hold escaped
+# braces; possessive, so a parameter ends at the first single '}'), a stray brace, or text.
+_TOKEN = re.compile(
+    r"\{\{|\}\}|\{(?P<param>(?:\{\{|\}\}|[^}])*+)\}|(?P<open>\{)|(?P<close>\})|(?P<text>[^{}]+)"
+)
+_ESCAPED_BRACE = re.compile(r"\{\{|\}\}")
+
+
+def _tokens(text: str) -> Iterator[Part]:
+    for token in _TOKEN.finditer(text):
+        if token["param"] is not None:
+            yield parse_parameter(_ESCAPED_BRACE.sub(lambda m: m[0][0], token["param"]))
+        elif token["open"]:
+            raise RouteTemplateError(
+                f"unterminated route parameter in segment {text!r}"
+            )
+        elif token["close"]:
             raise RouteTemplateError(f"unmatched '}}' in segment {text!r}")
         else:
-            literal.append(text[i])
-            i += 1
-    if literal:
-        parts.append("".join(literal))
+            yield token["text"] or token[0][0]
+
+
+def parse_segment(text: str) -> Segment:
+    parts: list[Part] = []
+    for part in _tokens(text):
+        if isinstance(part, str) and parts and isinstance(parts[-1], str):
+            parts[-1] += part  # text around an escaped brace
+        else:
+            parts.append(part)
+    _check_segment(parts, text)
+    return Segment(tuple(parts))
+
+
+def _check_segment(parts: list[Part], text: str) -> None:
     if not parts:
         raise RouteTemplateError("empty route segment")
     params = [p for p in parts if isinstance(p, Parameter)]
@@ -291,7 +203,54 @@ def parse_segment(text: str) -> Segment:
             raise RouteTemplateError(
                 f"two parameters need a literal between them: {text!r}"
             )
-    return Segment(tuple(parts))
+
+
+# --- matching with werkzeug ---------------------------------------------------------------
+
+# Werkzeug splits the path it matches on '/', while a template matches percent-decoded
+# segments (where '/' may come from %2F): each segment goes to werkzeug with '%' and '/'
+# escaped, and values are unescaped before the constraints see them.
+
+
+def _escape(segment: str) -> str:
+    return segment.replace("%", "%25").replace("/", "%2F")
+
+
+def _unescape(value: str) -> str:
+    return value.replace("%2F", "/").replace("%25", "%")
+
+
+def _literal_converter(text: str) -> type[BaseConverter]:
+    """A literal as a converter: werkzeug's static parts match case-sensitively."""
+
+    class Literal(BaseConverter):
+        regex = f"(?i:{re.escape(_escape(text))})"
+
+    return Literal
+
+
+def _parameter_converter(parameter: Parameter) -> type[BaseConverter]:
+    """A parameter as a converter that applies its constraints (a failed one: no match)."""
+
+    class Value(BaseConverter):
+        regex = "(?s:.*)" if parameter.catch_all else "[^/]+"
+        part_isolating = not parameter.catch_all
+
+        def to_python(self, value: str) -> str:
+            value = _unescape(value)
+            if value and not parameter.accepts(value):
+                raise ValidationError()
+            return value
+
+    return Value
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One werkzeug rule of a template: its variables and the parameters it leaves out."""
+
+    variables: dict[str, Parameter]
+    omitted: tuple[Parameter, ...]
 
 
 class RouteTemplate:
@@ -305,107 +264,89 @@ class RouteTemplate:
         self.segments: tuple[Segment, ...] = (
             tuple(parse_segment(s) for s in _split_segments(text)) if text else ()
         )
-        names = [
-            p.name.lower()
-            for s in self.segments
-            for p in s.parts
-            if isinstance(p, Parameter)
-        ]
-        if len(names) != len(set(names)):
-            raise RouteTemplateError(f"a parameter name appears twice in {template!r}")
-        for index, segment in enumerate(self.segments):
-            last = index == len(self.segments) - 1
-            for part in segment.parts:
-                if isinstance(part, Parameter) and part.catch_all and not last:
-                    raise RouteTemplateError(
-                        f"a catch-all parameter must be last: {template!r}"
-                    )
+        self._check()
         self.precedence: tuple[int, ...] = tuple(
             s.precedence_digit() for s in self.segments
         )
-        self._complex = {
-            i: self._segment_patterns(s)
-            for i, s in enumerate(self.segments)
-            if len(s.parts) > 1
-        }
+        self._converters: dict[str, type[BaseConverter]] = {}
+        self._forms: list[_Form] = []
+        rules = [self._rule(present) for present in self._shapes()]
+        self._matcher = Map(
+            rules,
+            converters=self._converters,
+            merge_slashes=False,
+            redirect_defaults=False,
+        ).bind("")
 
     def __repr__(self) -> str:
         return f"RouteTemplate({self.template!r})"
 
-    @staticmethod
-    def _segment_patterns(segment: Segment) -> list[re.Pattern[str]]:
-        """Regexes to try in order; greedy groups split at the last literal, as ASP.NET does."""
+    def _parameters(self) -> list[Parameter]:
+        return [p for s in self.segments for p in s.parts if isinstance(p, Parameter)]
 
-        def compile_parts(parts: tuple[Part, ...]) -> re.Pattern[str]:
-            pattern = "".join(
-                re.escape(p) if isinstance(p, str) else f"(?P<{_group_name(p.name)}>.+)"
-                for p in parts
+    def _check(self) -> None:
+        names = [p.name.lower() for p in self._parameters()]
+        if len(names) != len(set(names)):
+            raise RouteTemplateError(
+                f"a parameter name appears twice in {self.template!r}"
             )
-            return re.compile("^" + pattern + "$", re.IGNORECASE | re.DOTALL)
-
-        patterns = [compile_parts(segment.parts)]
-        last = segment.parts[-1]
-        if (
-            isinstance(last, Parameter)
-            and (last.optional or last.default is not None)
-            and len(segment.parts) > 2
+        if any(
+            p.catch_all
+            for s in self.segments[:-1]
+            for p in s.parts
+            if isinstance(p, Parameter)
         ):
-            # "{name}.{ext?}" also matches "readme" (without the literal before the optional part).
-            patterns.append(compile_parts(segment.parts[:-2]))
-        return patterns
+            raise RouteTemplateError(
+                f"a catch-all parameter must be last: {self.template!r}"
+            )
+
+    def _shapes(self) -> Iterator[tuple[tuple[Part, ...], ...]]:
+        """Every sequence of segment forms the template matches: all its segments, then
+        without each omissible trailing segment in turn."""
+        count = len(self.segments)
+        while True:
+            yield from itertools.product(*(s.forms() for s in self.segments[:count]))
+            if count == 0 or not self.segments[count - 1].omissible():
+                return
+            count -= 1
+
+    def _rule(self, shape: tuple[tuple[Part, ...], ...]) -> Rule:
+        variables: dict[str, Parameter] = {}
+        texts = []
+        for parts in shape:
+            text = ""
+            for part in parts:
+                name = f"v{len(self._converters)}"
+                if isinstance(part, str):
+                    self._converters[name] = _literal_converter(part)
+                else:
+                    self._converters[name] = _parameter_converter(part)
+                    variables[name] = part
+                text += f"<{name}:{name}>"
+            texts.append(text)
+        present = set(variables.values())
+        omitted = tuple(p for p in self._parameters() if p not in present)
+        self._forms.append(_Form(variables, omitted))
+        return Rule("/" + "/".join(texts), endpoint=str(len(self._forms) - 1))
 
     def match(self, path_segments: list[str]) -> dict[str, str] | None:
         """Route values for a path (segments already percent-decoded), or None."""
-        values: dict[str, str] = {}
-        for index, segment in enumerate(self.segments):
-            param = segment.parameter
-            if param is not None and param.catch_all:
-                rest = "/".join(path_segments[index:])
-                if rest:
-                    if not param.accepts(rest):
-                        return None
-                    values[param.name] = rest
-                elif param.default is not None:
-                    values[param.name] = param.default
-                return values
-            if index >= len(path_segments):
-                # Missing trailing segments are fine only for optional or defaulted parameters.
-                if param is None or not (param.optional or param.default is not None):
-                    return None
-                if param.default is not None:
-                    values[param.name] = param.default
-                continue
-            value = path_segments[index]
-            if segment.literal is not None:
-                if value.lower() != segment.literal.lower():
-                    return None
-            elif param is not None:
-                if value == "" or not param.accepts(value):
-                    return None
-                values[param.name] = value
-            else:
-                match = next(
-                    (m for p in self._complex[index] if (m := p.match(value))), None
-                )
-                if match is None:
-                    return None
-                for part in segment.parts:
-                    if isinstance(part, Parameter):
-                        part_value = match.groupdict().get(_group_name(part.name))
-                        if part_value is None:
-                            if part.default is not None:
-                                values[part.name] = part.default
-                            continue
-                        if not part.accepts(part_value):
-                            return None
-                        values[part.name] = part_value
-        if len(path_segments) > len(self.segments):
+        path = "/" + "/".join(_escape(s) for s in path_segments)
+        try:
+            rule, matched = self._matcher.match(path, return_rule=True)
+        except NotFound:
             return None
+        form = self._forms[int(rule.endpoint)]
+        values: dict[str, str] = {}
+        for variable, parameter in form.variables.items():
+            if matched[variable]:  # an empty catch-all is as if omitted
+                values[parameter.name] = matched[variable]
+            elif parameter.default is not None:
+                values[parameter.name] = parameter.default
+        for parameter in form.omitted:
+            if parameter.default is not None:
+                values[parameter.name] = parameter.default
         return values
-
-
-def _group_name(name: str) -> str:
-    return "p_" + uuid.uuid5(uuid.NAMESPACE_OID, name.lower()).hex
 
 
 def split_path(raw_path: str) -> list[str]:
@@ -416,6 +357,8 @@ def split_path(raw_path: str) -> list[str]:
         return []
     return [urllib.parse.unquote(s) for s in path.split("/")]
 
+
+# --- the route table ------------------------------------------------------------------------
 
 ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 

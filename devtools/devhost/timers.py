@@ -22,7 +22,8 @@ from azure.functions.timer import TimerRequestConverter
 from croniter import croniter
 
 from devtools.devhost.indexing import TIMER_TRIGGER, IndexedFunction
-from devtools.devhost.invocation import Invoker, build_kwargs
+from devtools.devhost.invocation import Invoker
+from devtools.devhost.listeners import ListenerGroup
 from devtools.devhost.retry import RetryPolicy, run_with_retry
 from devtools.devhost.settings import net_datetime, parse_timespan
 
@@ -131,6 +132,10 @@ class TimerListener:
         )
         self.thread.start()
 
+    def join(self, deadline: float) -> list[str]:
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        return [self.thread.name] if self.thread.is_alive() else []
+
     def _run(self) -> None:
         if self.run_on_startup and not self.stop_event.is_set():
             now = self.clock()
@@ -154,15 +159,7 @@ class TimerListener:
                 next_=request_next,
                 use_monitor=self.use_monitor,
             )
-            started = time.perf_counter()
-            self.invoker.call_blocking(
-                self.function, build_kwargs(self.function, request, retry_count)
-            )
-            log.info(
-                "Executed 'Functions.%s' (Succeeded, %.0f ms)",
-                self.function.name,
-                (time.perf_counter() - started) * 1000,
-            )
+            self.invoker.execute(self.function, request, retry_count)
 
         run_with_retry(
             attempt, self.retry, self.stop_event, log, f"Functions.{self.function.name}"
@@ -170,7 +167,9 @@ class TimerListener:
         self.last = scheduled
 
 
-class TimerRunner:
+class TimerRunner(ListenerGroup[TimerListener]):
+    """All timer listeners of the app, started and stopped together."""
+
     def __init__(
         self,
         functions: Iterable[IndexedFunction],
@@ -179,8 +178,7 @@ class TimerRunner:
         host_retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.stop_event = threading.Event()
-        self.listeners: list[TimerListener] = []
+        super().__init__()
         for function in functions:
             if function.trigger_type != TIMER_TRIGGER:
                 continue
@@ -196,19 +194,3 @@ class TimerRunner:
                 )
             except ValueError as exc:
                 log.error("Function '%s' is in error: %s", function.name, exc)
-
-    def start(self) -> None:
-        for listener in self.listeners:
-            listener.start()
-
-    def stop(self, timeout: float = 10.0) -> list[str]:
-        self.stop_event.set()
-        deadline = time.monotonic() + timeout
-        for listener in self.listeners:
-            listener.thread.join(max(0.0, deadline - time.monotonic()))
-        abandoned = [lst.thread.name for lst in self.listeners if lst.thread.is_alive()]
-        for name in abandoned:
-            log.warning(
-                "%s: invocation still running after %.0fs; abandoned", name, timeout
-            )
-        return abandoned

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from devtools.devhost import STATUS_PATH
+from devtools.processes import REPO_ROOT, free_port
+
 SAMPLE_DIR = Path(__file__).resolve().parent
-STATUS_PATH = "/admin/host/status"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def copy_sample(destination: Path) -> Path:
