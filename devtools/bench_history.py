@@ -450,7 +450,7 @@ def http_only_host(
     """A dev host serving only the HTTP functions, reading `database`; (process, base URL).
     Without the triggers, nothing in it consumes the stack's event log."""
     from devtools.dev_issuer import JWKS_ROUTE
-    from devtools.stack import LOOPBACK, ManagedProcess, free_port
+    from devtools.processes import LOOPBACK, ManagedProcess, free_port
 
     port = free_port()
     env = {
@@ -490,8 +490,8 @@ def measure(
     are dropped afterwards."""
     from devtools.dev_issuer import JWKS_ROUTE
     from devtools.devhost.settings import load_host_config
+    from devtools.host_process import HOST_STATUS_PATH
     from devtools.provision import app_settings
-    from devtools.stack import HOST_STATUS_PATH
     from shared import config, cosmos
 
     root = Path(__file__).resolve().parent.parent

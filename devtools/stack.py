@@ -29,20 +29,13 @@ from typing import Any, Self
 
 from devtools import dev_issuer, emulators
 from devtools.emulators import COSMOS_KEY
-
-# HOST_STATUS_PATH and free_port are imported from here by devtools/bench_history.py,
-# devtools/cosmos/bench.py and devtools/telemetry_overhead.py.
-from devtools.host_process import (
-    HOST_STATUS_PATH,  # noqa: F401
-    DevHost,
-)
+from devtools.host_process import DevHost
 from devtools.processes import (
     LOOPBACK,
     REPO_ROOT,
     START_TIMEOUT,
     ManagedProcess,
     StackError,
-    free_port,  # noqa: F401
     free_ports,
     port_accepts,
     port_in_use,

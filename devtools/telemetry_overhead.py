@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
+from devtools.processes import free_port
 from devtools.sample_data import ADDRESS
-from devtools.stack import LocalStack, free_port
+from devtools.stack import LocalStack
 
 
 class _Sink(BaseHTTPRequestHandler):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.stack import REPO_ROOT
+from devtools.processes import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / ".local" / "telemetry"
 CORRELATION_ID = "cqrs.correlation_id"

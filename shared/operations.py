@@ -1,4 +1,7 @@
-"""Operational routes: health, the OpenAPI document, and the routing fallback (404/405 as problem+json)."""
+"""Operational routes: health, the OpenAPI document, and the routing fallback (404/405 as problem+json).
+
+The projections' routes (status, redrive) live with the projections, in sync/routes.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import azure.functions as func
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import openapi
-from shared.auth import ADMIN, SUPPORT, authenticate, authorize
+from shared.auth import ADMIN, authenticate, authorize
 from shared.availability import RETRY_AFTER_SECONDS
 from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http import ROUTES, Request, Response, RouteSpec, http_route
@@ -111,73 +114,6 @@ def health(request: Request) -> Response:
 )
 def openapi_document(request: Request) -> Response:
     return Response(openapi.build_document(ROUTES))
-
-
-class ProjectionStatus(BaseModel):
-    name: str
-    consumerGroup: str
-    lastAppliedPosition: int | None
-    lastAppliedAt: str | None
-    writeSidePosition: int | None
-    lagEvents: int
-    lagSeconds: float
-    deadLettered: int
-    partitions: list[dict[str, Any]]
-
-
-class Projections(BaseModel):
-    projections: list[ProjectionStatus]
-
-
-@http_route(
-    bp,
-    "GET",
-    "projections",
-    name="projections",
-    summary="Per projection: position, lag, dead letters",
-    tag="operations",
-    response=Projections,
-    errors=(503,),
-    roles=(ADMIN, SUPPORT),
-)
-def projections(request: Request) -> Response:
-    from sync.status import read_status
-
-    return Response({"projections": read_status()})
-
-
-# Dead letters one request re-applies: bounded, so the request answers in seconds.
-REDRIVE_LIMIT = 100
-
-
-class RedriveResult(BaseModel):
-    projection: str
-    redriven: int
-    stillFailing: int
-    remaining: int  # left for the next call: one call redrives at most REDRIVE_LIMIT
-
-
-@http_route(
-    bp,
-    "POST",
-    "projections/{name}/redrive",
-    name="redrive_projection",
-    summary="Re-apply a projection's dead-lettered events; applied ones are removed",
-    tag="operations",
-    response=RedriveResult,
-    errors=(404, 503),
-    roles=(ADMIN,),
-)
-def redrive_projection(request: Request) -> Response:
-    from sync.projections import PROJECTIONS
-    from sync.redrive import redrive
-
-    name = request.route_params["name"]
-    if name not in PROJECTIONS:
-        raise NotFound(
-            f"No projection {name!r}; the projections are {', '.join(PROJECTIONS)}."
-        )
-    return Response(redrive(name, limit=REDRIVE_LIMIT))
 
 
 def _rule(template: str) -> str:

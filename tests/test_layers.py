@@ -18,32 +18,13 @@ CONTRACTS = [
         "importlinter"
     ]["contracts"]
 ]
-# TEMPORARY (issue 13): shared.operations imports sync and shared.openapi imports
-# function_app until the OpenAPI document is built from a route table handed to it.
-# Remove this once that lands (strict: the test fails as soon as the contract holds).
-KNOWN_BROKEN = {"shared-below-the-app"}
-
-
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
 
 
-@pytest.mark.parametrize(
-    "contract",
-    [
-        pytest.param(
-            c,
-            marks=pytest.mark.xfail(
-                strict=True, reason="import cycle still being broken"
-            ),
-        )
-        if c in KNOWN_BROKEN
-        else c
-        for c in CONTRACTS
-    ],
-)
+@pytest.mark.parametrize("contract", CONTRACTS)
 def test_the_import_contract_holds(contract: str) -> None:
     # The console script installed beside this interpreter, as `make lint` runs it.
     lint_imports = Path(sys.executable).with_name("lint-imports")

@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from azure.cosmos import CosmosClient, PartitionKey
 
-from devtools.stack import COSMOS_KEY, ManagedProcess, free_port, port_accepts
+from devtools.emulators import COSMOS_KEY
+from devtools.processes import ManagedProcess, free_port, port_accepts
 
 warnings.filterwarnings("ignore", message="Unverified HTTPS request")
 
