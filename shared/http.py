@@ -20,7 +20,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared import telemetry
+from shared import formats, telemetry
 from shared.auth import Principal, authenticate, authorize
 from shared.availability import as_unavailable
 from shared.encoding import dumps
@@ -182,7 +182,7 @@ def parse_query(model: type[BaseModel], query: Mapping[str, str]) -> BaseModel:
         ) from None
 
 
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_CORRELATION_ID = re.compile(formats.CORRELATION_ID)
 
 
 def correlation_id_of(headers: Mapping[str, str]) -> str:
