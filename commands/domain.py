@@ -322,6 +322,13 @@ class Order:
     def line_for(self, product_id: str) -> OrderLine | None:
         return next((x for x in self.lines if x.product_id == product_id), None)
 
+    def line(self, product_id: str) -> OrderLine:
+        """The product's line; NoSuchLine (404) when the order has none."""
+        line = self.line_for(product_id)
+        if line is None:
+            raise NoSuchLine(f"Order {self.id} has no line for product {product_id}.")
+        return line
+
     def _next(self, now: datetime, **changes: Any) -> Order:
         return replace(self, **changes, updated_at=now, version=self.version + 1)
 
@@ -361,9 +368,7 @@ class Order:
 
     def remove_line(self, product_id: str, now: datetime) -> tuple[Order, OrderLine]:
         """The order without the product's line, and the line removed."""
-        line = self.line_for(product_id)
-        if line is None:
-            raise NoSuchLine(f"Order {self.id} has no line for product {product_id}.")
+        line = self.line(product_id)
         self._require_placed("remove items from")
         if len(self.lines) == 1:
             raise LastLine(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 from shared.encoding import to_jsonable
 
@@ -114,7 +114,7 @@ class OrderChangeRecord(TypedDict):
     at: str | None
 
 
-class OrderState(TypedDict):
+class _OrderFields(TypedDict):
     id: str
     customerId: str
     status: str
@@ -128,7 +128,12 @@ class OrderState(TypedDict):
     updatedAt: str | None
     version: int
     history: list[StatusStep]
-    changes: NotRequired[list[OrderChangeRecord]]
+
+
+class OrderState(_OrderFields, total=False):
+    """An order's state; in events also its change log (who made each version)."""
+
+    changes: list[OrderChangeRecord]
 
 
 class CustomerRegistered(TypedDict):
@@ -161,13 +166,16 @@ class ProductStockMoved(TypedDict):
     orderId: str
 
 
-class OrderChanged(TypedDict):
-    """Every order event: the order's new state and its customer's snapshot."""
-
+class _OrderEventFields(TypedDict):
     order: OrderState
     customer: CustomerSnapshot
+
+
+class OrderChanged(_OrderEventFields, total=False):
+    """Every order event: the order's new state and its customer's snapshot."""
+
     # OrderItemRemoved only: the line is gone from the state, so it is named for projections.
-    removedProductId: NotRequired[str]
+    removedProductId: str
 
 
 PAYLOADS: dict[EventType, type] = {

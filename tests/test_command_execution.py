@@ -10,7 +10,9 @@ import pytest
 from commands import handlers, models
 from commands.execution import CommandCall, CommandResult, execute
 from commands.functions import command_call, response_of
+from shared import outbox
 from shared.errors import IdempotencyKeyReused, PreconditionFailed, ValidationFailed
+from shared.events import PAYLOADS, EventType
 from shared.http import Request
 from shared.publisher import LocalLogPublisher
 from shared.sql.db import Database, _sqlite_connect
@@ -36,6 +38,7 @@ def run(tmp_path):
             call, lambda tx, ctx: handler(tx, ctx, body, **route), db, events
         )
 
+    run.db = db
     return run
 
 
@@ -93,3 +96,45 @@ def test_the_route_adapter_reads_the_headers_and_makes_the_response():
         202,
         {"Location": "/l", "ETag": '"1"'},
     )
+
+
+ADDRESS = models.Address(street="s", city="c", state="st", postalCode="p", country="US")
+
+
+def test_every_event_carries_the_payload_the_catalogue_declares(run):
+    c = run(handlers.register_customer, customer()).body["id"]
+    run(handlers.change_customer, models.ChangeCustomer(name="B"), customer_id=c)
+    products = [
+        run(
+            handlers.create_product,
+            models.CreateProduct(
+                sku=uuid.uuid4().hex[:8], name="P", price=Decimal(1), stock=10
+            ),
+        ).body["id"]
+        for _ in range(2)
+    ]
+    p, q = products
+    run(handlers.change_product, models.ChangeProduct(name="P2"), product_id=p)
+    run(handlers.adjust_stock, models.AdjustStock(delta=2), product_id=p)
+    line = models.OrderLineRequest(productId=p, quantity=1)
+    place = models.PlaceOrder(customerId=c, items=[line], shippingAddress=ADDRESS)
+    o = run(handlers.place_order, place).body["id"]
+    add = models.AddItem(productId=q, quantity=1)
+    run(handlers.add_item, add, order_id=o)
+    run(handlers.remove_item, models.NoBody(), order_id=o, product_id=q)
+    run(handlers.change_shipping_address, ADDRESS, order_id=o)
+    run(handlers.ship_order, models.ShipOrder(trackingNumber="T"), order_id=o)
+    run(handlers.deliver_order, models.NoBody(), order_id=o)
+    o2 = run(handlers.place_order, place).body["id"]
+    run(handlers.cancel_order, models.CancelOrder(reason="r"), order_id=o2)
+
+    events = outbox.read_range(run.db, 0, 1000)
+    assert {e.event_type for e in events} == set(EventType)
+    for event in events:
+        payload = PAYLOADS[EventType(event.event_type)]
+        keys = set(event.data)
+        assert (
+            payload.__required_keys__
+            <= keys
+            <= payload.__required_keys__ | (payload.__optional_keys__)
+        ), event.event_type

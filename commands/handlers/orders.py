@@ -163,12 +163,11 @@ def add_item(
             )
         raise current.shortage(cmd.quantity)
     after = order.add_line(product, cmd.quantity, ctx.now)
-    line = after.lines[-1] if order.line_for(product_id) is None else None
-    if line is not None:
+    line = after.line(product_id)
+    if order.line_for(product_id) is None:
         repository.add_line(tx, order.id, line)
     else:
-        quantity = sum(x.quantity for x in after.lines if x.product_id == product_id)
-        repository.set_line_quantity(tx, order.id, product_id, quantity)
+        repository.set_line_quantity(tx, order.id, product_id, line.quantity)
     added_cents = after.total_cents - order.total_cents
     if repository.reserve_credit(tx, order.customer_id, added_cents) is None:
         raise credit_refused("change")
