@@ -8,7 +8,7 @@ from commands import models, repository
 from commands.domain import Customer
 from commands.events import CustomerEvents
 from commands.execution import CommandContext, Outcome, accepted
-from commands.handlers.common import require_changes, route_id, unique_or_conflict
+from commands.handlers.steps import require_changes, route_id, unique_or_conflict
 from shared.errors import Conflict, NotFound
 from shared.money import to_cents
 from shared.sql.db import Transaction

@@ -19,7 +19,7 @@ from commands.domain import (
 )
 from commands.events import OrderEvents, ProductEvents
 from commands.execution import CommandContext, Outcome, accepted
-from commands.handlers.common import address_of, route_id
+from commands.handlers.steps import address_of, route_id
 from shared.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from shared.events import Event, EventType
 from shared.sql.db import Transaction

@@ -1,4 +1,4 @@
-"""What every handler does alike: route ids, PATCH bodies, unique keys, request addresses."""
+"""Steps several handlers take alike: route ids, PATCH bodies, unique keys, addresses."""
 
 from __future__ import annotations
 
