@@ -49,21 +49,29 @@ def _stamped(
     )
 
 
-class CustomerEvents:
+class _OwnStreamEvents:
+    """Events of an aggregate that is its own partition (a customer's events share it
+    with the customer's orders, so one partition orders a customer's whole story)."""
+
+    aggregate: AggregateType
+
     def __init__(self, ctx: CommandContext) -> None:
         self._ctx = ctx
 
-    def _event(self, event_type: EventType, customer: Customer, data: Any) -> Event:
-        # A customer's events share the partition of the customer's orders: one ordered stream.
+    def _event(self, event_type: EventType, of: Customer | Product, data: Any) -> Event:
         return _stamped(
             self._ctx,
             event_type,
-            AggregateType.CUSTOMER,
-            customer.id,
-            version=customer.version,
-            partition_key=customer.id,
+            self.aggregate,
+            of.id,
+            version=of.version,
+            partition_key=of.id,
             data=data,
         )
+
+
+class CustomerEvents(_OwnStreamEvents):
+    aggregate = AggregateType.CUSTOMER
 
     def registered(self, customer: Customer) -> Event:
         data = CustomerRegistered(customer=customer.state())
@@ -74,20 +82,8 @@ class CustomerEvents:
         return self._event(EventType.CUSTOMER_CHANGED, customer, data)
 
 
-class ProductEvents:
-    def __init__(self, ctx: CommandContext) -> None:
-        self._ctx = ctx
-
-    def _event(self, event_type: EventType, product: Product, data: Any) -> Event:
-        return _stamped(
-            self._ctx,
-            event_type,
-            AggregateType.PRODUCT,
-            product.id,
-            version=product.version,
-            partition_key=product.id,
-            data=data,
-        )
+class ProductEvents(_OwnStreamEvents):
+    aggregate = AggregateType.PRODUCT
 
     def created(self, product: Product) -> Event:
         data = ProductCreated(product=product.state())

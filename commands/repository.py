@@ -8,6 +8,7 @@ no read-then-write race, whatever the isolation level.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import astuple
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -193,18 +194,13 @@ def reserve_stock(
 
 
 def insert_order(tx: Transaction, order: Order) -> None:
-    a = order.shipping_address
     tx.execute(
         INSERT_ORDER,
         (
             order.id,
             order.customer_id,
             order.total_cents,
-            a.street,
-            a.city,
-            a.state,
-            a.postal_code,
-            a.country,
+            *astuple(order.shipping_address),
             db_time(order.placed_at),
             db_time(order.updated_at),
         ),
@@ -344,17 +340,12 @@ def adjust_stock(
 
 
 def update_order(tx: Transaction, order: Order, previous_version: int) -> None:
-    a = order.shipping_address
     tx.execute(
         UPDATE_ORDER,
         (
             str(order.status),
             order.total_cents,
-            a.street,
-            a.city,
-            a.state,
-            a.postal_code,
-            a.country,
+            *astuple(order.shipping_address),
             order.tracking_number,
             order.cancellation_reason,
             _t(order.shipped_at),
