@@ -312,7 +312,7 @@ class Order:
         now: datetime,
     ) -> Order:
         return cls(
-            order_id, customer_id, OrderStatus.PLACED, lines, address, now, now, 1
+            order_id, customer_id, OrderStatus.PLACED.value, lines, address, now, now, 1
         )
 
     @property
@@ -417,7 +417,7 @@ class Order:
         return {
             "id": self.id,
             "customerId": self.customer_id,
-            "status": str(self.status),
+            "status": self.status,
             "items": [line.state() for line in self.lines],
             "itemCount": sum(line.quantity for line in self.lines),
             "total": from_cents(self.total_cents),
@@ -438,4 +438,4 @@ def check_transition(order: Order, action: str) -> str:
         raise StatusForbids(
             f"Cannot {action} an order that is {order.status}; it must be {required}."
         )
-    return new_status
+    return new_status.value

@@ -343,7 +343,7 @@ def update_order(tx: Transaction, order: Order, previous_version: int) -> None:
     tx.execute(
         UPDATE_ORDER,
         (
-            str(order.status),
+            order.status,
             order.total_cents,
             *astuple(order.shipping_address),
             order.tracking_number,
