@@ -25,7 +25,11 @@ from pydantic import BaseModel
 from shared import outbox
 from shared.auth import Principal
 from shared.encoding import dumps, to_jsonable
-from shared.errors import IdempotencyKeyReused, NotFound, PreconditionFailed
+from shared.errors import (
+    IdempotencyKeyReused,
+    PreconditionFailed,
+    hide_unless_owned,
+)
 from shared.events import Event
 from shared.publisher import EventPublisher, publisher
 from shared.sql.db import (
@@ -111,10 +115,8 @@ class CommandContext:
         return self.actor or {"subject": "system", "roles": []}
 
     def check_owner(self, owner_subject: str | None, what: str) -> None:
-        """404, as if it did not exist, when the caller may only act on their own records
-        and this one is someone else's (checked before anything is written)."""
-        if self.owner is not None and owner_subject != self.owner:
-            raise NotFound(f"{what} does not exist.")
+        """Checked before anything is written (see `hide_unless_owned`)."""
+        hide_unless_owned(self.owner, owner_subject, what)
 
     def check_version(self, current: int) -> None:
         """Refuse (412) when the client's expected version is not the current one."""
