@@ -11,7 +11,7 @@ rules atomically and the domain names their refusals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -300,7 +300,6 @@ class Order:
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     cancelled_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def place(
