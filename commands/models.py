@@ -26,6 +26,7 @@ from pydantic import (
 
 from commands.domain import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_STOCK
 from shared import formats
+from shared.events import OrderStatus
 from shared.money import MAX_MONEY
 
 
@@ -311,4 +312,12 @@ class OrderAccepted(Accepted):
     total: (
         Annotated[Decimal, WithJsonSchema({"type": "number", "minimum": 0})] | None
     ) = None
-    status: Literal["placed", "shipped", "delivered", "cancelled"] | None = None
+    status: (
+        Literal[
+            OrderStatus.PLACED,
+            OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED,
+            OrderStatus.CANCELLED,
+        ]
+        | None
+    ) = None
