@@ -1,10 +1,12 @@
 """Running a command: one transaction for rows + outbox events + idempotency record, then publish.
 
-A handler decides (reads, checks rules, writes rows) and returns an `Outcome`:
-the response and the events. `execute` wraps it: Idempotency-Key replay or
-422, the transaction with transient-error retry, the outbox, and publishing
-after commit (a failed publish is left to the relay; the command still
-answers 202).
+A handler decides (loads, calls the domain, saves) and returns an `Outcome`: the
+result and the events. `execute` wraps it: replay of an idempotency key's answer
+(or 422 when the key came with another request), the transaction with transient-error
+retry, the outbox, and publishing after commit (a failed publish is left to the
+relay; the command is still accepted). Nothing here knows HTTP: the route adapter
+(`commands.functions`) turns the request's headers into a `CommandCall` and the
+`CommandResult` into a response.
 """
 
 from __future__ import annotations
@@ -16,20 +18,29 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
 
 from shared import outbox
+from shared.auth import Principal
 from shared.encoding import dumps, to_jsonable
 from shared.errors import (
     IdempotencyKeyReused,
-    NotFound,
     PreconditionFailed,
-    ValidationFailed,
+    hide_unless_owned,
 )
 from shared.events import Event
-from shared.formats import IDEMPOTENCY_KEY_RE
-from shared.http import Request, Response
 from shared.publisher import EventPublisher, publisher
-from shared.sql.db import Database, Sql, Transaction, database, db_time, utcnow
+from shared.sql.db import (
+    Database,
+    Sql,
+    Transaction,
+    UniqueViolation,
+    database,
+    db_time,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,43 @@ INSERT_IDEMPOTENCY = Sql(
 
 
 @dataclass(frozen=True)
+class CommandCall:
+    """One command as the write side receives it: plain values, no HTTP."""
+
+    route: str
+    correlation_id: str
+    body: BaseModel | None = None
+    route_params: dict[str, str] = field(default_factory=dict)
+    # The version the client last saw (If-Match), and its key for a safe retry.
+    expected_version: int | None = None
+    idempotency_key: str | None = None
+    principal: Principal | None = None
+    # The subject whose records alone the caller may touch (Orders.Customer), or None.
+    owner: str | None = None
+
+    def fingerprint(self) -> str:
+        """What makes two calls with one idempotency key the same request."""
+        # The validated body, normalized (10 and 10.00 are the same amount), not its bytes.
+        body = to_jsonable(self.body.model_dump()) if self.body is not None else None
+        # The caller is part of the request: another subject's key never replays its answer.
+        caller = self.principal.subject if self.principal else None
+        canonical = json.dumps(
+            [self.route, self.route_params, body, caller], sort_keys=True
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def stored_key(self) -> str | None:
+        """Keys are the caller's own: two callers choosing the same key never meet (stored
+        as a digest of subject and key, which also fits the column whatever the key)."""
+        key = self.idempotency_key
+        if key and self.principal:
+            return hashlib.sha256(
+                f"{self.principal.subject}\n{key}".encode()
+            ).hexdigest()
+        return key
+
+
+@dataclass(frozen=True)
 class CommandContext:
     """Who asked and when: stamped on every event the command emits."""
 
@@ -58,44 +106,20 @@ class CommandContext:
     expected_version: int | None = None
     # Who asked ({"subject", "roles"}), stamped on every event; and, for a caller who
     # may only touch their own records (Orders.Customer), their subject.
-    actor: dict | None = None
+    actor: dict[str, Any] | None = None
     owner: str | None = None
 
-    def event(
-        self,
-        event_type: str,
-        aggregate_type: str,
-        aggregate_id: str,
-        version: int,
-        partition_key: str,
-        data: dict,
-    ) -> Event:
-        return Event(
-            event_type=event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            aggregate_version=version,
-            partition_key=partition_key,
-            occurred_at=self.now,
-            correlation_id=self.correlation_id,
-            causation_id=self.command_id,
-            data=data,
-            actor=self.actor,
-        )
-
-    def actor_or_system(self) -> dict:
+    def actor_or_system(self) -> dict[str, Any]:
         """The actor to record; in-process callers without a token (tools, tests) are
         the system."""
         return self.actor or {"subject": "system", "roles": []}
 
     def check_owner(self, owner_subject: str | None, what: str) -> None:
-        """404, as if it did not exist, when the caller may only act on their own records
-        and this one is someone else's (checked before anything is written)."""
-        if self.owner is not None and owner_subject != self.owner:
-            raise NotFound(f"{what} does not exist.")
+        """Checked before anything is written (see `hide_unless_owned`)."""
+        hide_unless_owned(self.owner, owner_subject, what)
 
     def check_version(self, current: int) -> None:
-        """If-Match: refuse with 412 when the client's version is not the current one."""
+        """Refuse (412) when the client's expected version is not the current one."""
         if self.expected_version is not None and self.expected_version != current:
             raise PreconditionFailed(
                 f"The resource is at version {current}, not {self.expected_version}.",
@@ -103,107 +127,108 @@ class CommandContext:
             )
 
 
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command answers: status, body, and where the resource is and its version."""
+
+    body: dict[str, Any]
+    status: int = 202
+    location: str | None = None
+    etag: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Location": self.location, "ETag": self.etag}
+        return {name: value for name, value in headers.items() if value is not None}
+
+
 @dataclass
 class Outcome:
-    response: Response
+    result: CommandResult
     events: list[Event] = field(default_factory=list)
 
 
 def accepted(
     location: str, aggregate_id: str, version: int, **extra: object
-) -> Response:
-    return Response(
+) -> CommandResult:
+    return CommandResult(
         {"id": aggregate_id, "version": version, **extra},
-        status=202,
-        headers={"Location": location, "ETag": f'"{version}"'},
+        location=location,
+        etag=f'"{version}"',
     )
 
 
-def parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not (text.isascii() and text.isdigit() and len(text) <= 9):
-        raise ValidationFailed('If-Match must be a version in quotes, like "3".')
-    return int(text)
-
-
-def request_fingerprint(request: Request, route: str) -> str:
-    # The validated body, normalized (10 and 10.00 are the same amount), not its raw bytes.
-    body = to_jsonable(request.body.model_dump()) if request.body is not None else None
-    # The caller is part of the request: another subject's key never replays its answer.
-    caller = request.principal.subject if request.principal else None
-    canonical = json.dumps([route, request.route_params, body, caller], sort_keys=True)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _replay(row: tuple, fingerprint: str, key: str) -> Response:
+def _replay(row: tuple[Any, ...], call: CommandCall) -> CommandResult:
     request_hash, status, headers, body = row
-    if request_hash != fingerprint:
+    if request_hash != call.fingerprint():
         raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was already used with a different request."
+            f"Idempotency-Key {call.idempotency_key!r} was already used with a different request."
         )
-    return Response(json.loads(body), int(status), json.loads(headers))
+    stored = json.loads(headers)
+    return CommandResult(
+        json.loads(body), int(status), stored.get("Location"), stored.get("ETag")
+    )
+
+
+def _remember(
+    tx: Transaction, call: CommandCall, result: CommandResult, now: datetime
+) -> None:
+    tx.execute(
+        INSERT_IDEMPOTENCY,
+        (
+            call.stored_key(),
+            call.fingerprint(),
+            result.status,
+            json.dumps(result.headers()),
+            dumps(result.body),
+            db_time(now),
+        ),
+    )
+
+
+Decide = Callable[[Transaction, CommandContext], Outcome]
 
 
 def execute(
-    request: Request,
-    route: str,
-    decide: Callable[[Transaction, CommandContext], Outcome],
+    call: CommandCall,
+    decide: Decide,
     db: Database | None = None,
     events_to: EventPublisher | None = None,
-) -> Response:
+) -> CommandResult:
     db = db or database()
-    key = request.header("idempotency-key")
-    if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
-        raise ValidationFailed(
-            "Idempotency-Key must be 1 to 200 printable ASCII characters."
-        )
-    fingerprint = request_fingerprint(request, route) if key else ""
-    # Keys are the caller's own: two callers choosing the same key never meet (stored
-    # as a digest of subject and key, which also fits the column whatever the key).
-    stored_key = (
-        hashlib.sha256(f"{request.principal.subject}\n{key}".encode()).hexdigest()
-        if key and request.principal
-        else key
-    )
     context = CommandContext(
-        correlation_id=request.correlation_id,
+        correlation_id=call.correlation_id,
         command_id=str(uuid.uuid4()),
         now=utcnow(),
-        expected_version=parse_if_match(request.header("if-match")),
-        actor=request.principal.actor() if request.principal else None,
-        owner=request.owner,
+        expected_version=call.expected_version,
+        actor=call.principal.actor() if call.principal else None,
+        owner=call.owner,
     )
 
-    def work(tx: Transaction) -> tuple[Response, list[Event]]:
-        if key:
-            row = tx.one(SELECT_IDEMPOTENCY, (stored_key,))
+    def work(tx: Transaction) -> tuple[CommandResult, list[Event]]:
+        if call.idempotency_key:
+            row = tx.one(SELECT_IDEMPOTENCY, (call.stored_key(),))
             if row:
-                return _replay(row, fingerprint, key), []
+                return _replay(row, call), []
         outcome = decide(tx, context)
         events = outbox.record(tx, outcome.events)
-        if key:
-            tx.execute(
-                INSERT_IDEMPOTENCY,
-                (
-                    stored_key,
-                    fingerprint,
-                    outcome.response.status,
-                    json.dumps(outcome.response.headers),
-                    dumps(outcome.response.body),
-                    db_time(context.now),
-                ),
-            )
-        return outcome.response, events
+        if call.idempotency_key:
+            _remember(tx, call, outcome.result, context.now)
+        return outcome.result, events
 
     try:
-        response, events = db.run(work)
-    except Exception as exc:
-        if not (key and db.is_unique_violation(exc)):
+        result, events = db.run(work)
+    except UniqueViolation:
+        if not call.idempotency_key:
             raise
         # A concurrent request with the same key committed first: answer as it did.
-        response, events = db.run(work)
+        result, events = db.run(work)
+    _publish(db, events_to, events)
+    return result
+
+
+def _publish(
+    db: Database, events_to: EventPublisher | None, events: list[Event]
+) -> None:
     try:
         transport = events_to or publisher()
     except Exception:
@@ -211,6 +236,5 @@ def execute(
         log.exception(
             "the event transport is misconfigured; the outbox relay will publish"
         )
-        return response
+        return
     outbox.publish_pending(db, transport, events)
-    return response

@@ -1,4 +1,9 @@
-"""The write side's functions: one line per command route, plus the outbox relay timer."""
+"""The write side's functions: one line per command route, plus the outbox relay timer.
+
+The route adapter is the HTTP edge of a command: it reads the headers a command
+understands (Idempotency-Key, If-Match) into a plain `CommandCall`, runs it, and
+turns the `CommandResult` into the response.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from collections.abc import Callable
 import azure.functions as func
 
 from commands import handlers, models
-from commands.execution import execute
+from commands.execution import CommandCall, CommandResult, Decide, Outcome, execute
 from shared import outbox
 from shared.auth import ADMIN, CATALOG, CUSTOMER, FULFILLMENT
+from shared.errors import ValidationFailed
+from shared.formats import IDEMPOTENCY_KEY_RE
 from shared.http import Request, Response, http_route
-from shared.publisher import publisher
-from shared.sql.db import database
+from shared.publisher import EventPublisher, publisher
+from shared.sql.db import Database, database
 
 bp = func.Blueprint()
 
@@ -21,10 +28,58 @@ COMMAND_ERRORS = (400, 409, 413, 415, 422)
 EXISTING_ERRORS = (400, 404, 409, 412, 413, 415, 422)
 
 
+def parse_if_match(value: str | None) -> int | None:
+    """The version an If-Match header names (quoted, a weak W/ prefix ignored)."""
+    if value is None:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise ValidationFailed('If-Match must be a version in quotes, like "3".')
+    return int(text)
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is not None and not IDEMPOTENCY_KEY_RE.fullmatch(value):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 200 printable ASCII characters."
+        )
+    return value
+
+
+def command_call(request: Request, route: str) -> CommandCall:
+    """The command a request asks for, its headers read."""
+    key = parse_idempotency_key(request.header("idempotency-key"))
+    return CommandCall(
+        route=route,
+        correlation_id=request.correlation_id,
+        body=request.body,
+        route_params=request.route_params,
+        expected_version=parse_if_match(request.header("if-match")),
+        idempotency_key=key,
+        principal=request.principal,
+        owner=request.owner,
+    )
+
+
+def response_of(result: CommandResult) -> Response:
+    return Response(result.body, result.status, result.headers())
+
+
+def run_command(
+    request: Request,
+    route: str,
+    decide: Decide,
+    db: Database | None = None,
+    events_to: EventPublisher | None = None,
+) -> Response:
+    """Run the command `request` asks for and answer it."""
+    return response_of(execute(command_call(request, route), decide, db, events_to))
+
+
 def command(
     method: str,
     path: str,
-    handler: Callable,
+    handler: Callable[..., Outcome],
     body: type,
     response: type,
     summary: str,
@@ -40,7 +95,7 @@ def command(
 
     def adapter(request: Request) -> Response:
         params = {_snake(k): v for k, v in request.route_params.items()}
-        return execute(
+        return run_command(
             request, name, lambda tx, ctx: handler(tx, ctx, request.body, **params)
         )
 

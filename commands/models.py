@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -24,11 +24,10 @@ from pydantic import (
     field_validator,
 )
 
+from commands.domain import MAX_LINE_QUANTITY, MAX_ORDER_LINES, MAX_STOCK
 from shared import formats
-
-MAX_MONEY = Decimal("9999999999999.99")  # 15 digits, 2 of them decimals (BIGINT cents)
-MAX_LINE_QUANTITY = 1000
-MAX_ORDER_LINES = 50
+from shared.events import OrderStatus
+from shared.money import MAX_MONEY
 
 
 def _no_strings(value: Any) -> Any:
@@ -128,10 +127,51 @@ def text(
     ]
 
 
-Text = text(200)
-Email = text(254, formats.EMAIL, "must be an email address such as name@example.com")
-PositiveMoney = money(gt=0)
-NonNegativeMoney = money(ge=0)
+def _not_zero(value: int) -> int:
+    if value == 0:
+        raise ValueError("must not be 0")
+    return value
+
+
+if TYPE_CHECKING:
+    # A type checker reads each constrained type as the Python type it validates to.
+    Text: TypeAlias = str
+    Email: TypeAlias = str
+    Sku: TypeAlias = str
+    Text100: TypeAlias = str
+    Text20: TypeAlias = str
+    Text500: TypeAlias = str
+    PositiveMoney: TypeAlias = Decimal
+    NonNegativeMoney: TypeAlias = Decimal
+    StockLevel: TypeAlias = int
+    StockDelta: TypeAlias = int
+    Quantity: TypeAlias = int
+else:
+    Text = text(200)
+    Email = text(
+        254, formats.EMAIL, "must be an email address such as name@example.com"
+    )
+    Sku = text(
+        64,
+        formats.SKU,
+        "letters, digits, '.', '_' and '-', starting with a letter or digit",
+    )
+    Text100 = text(100)
+    Text20 = text(20)
+    Text500 = text(500)
+    PositiveMoney = money(gt=0)
+    NonNegativeMoney = money(ge=0)
+    StockLevel = integer(ge=0, le=MAX_STOCK)
+    StockDelta = Annotated[
+        integer(
+            ge=-MAX_STOCK,
+            le=MAX_STOCK,
+            json_schema_extra={"not": {"const": 0}},
+            description="Added to the stock; not 0. Stock never goes below 0 (409).",
+        ),
+        AfterValidator(_not_zero),
+    ]
+    Quantity = integer(ge=1, le=MAX_LINE_QUANTITY)
 
 
 def _without_nulls(schema: dict[str, Any]) -> None:
@@ -178,14 +218,10 @@ class ChangeCustomer(Patch):
 
 
 class CreateProduct(Body):
-    sku: text(
-        64,
-        formats.SKU,
-        "letters, digits, '.', '_' and '-', starting with a letter or digit",
-    )
+    sku: Sku
     name: Text
     price: PositiveMoney
-    stock: integer(ge=0, le=1_000_000_000)
+    stock: StockLevel
 
 
 class ChangeProduct(Patch):
@@ -193,34 +229,19 @@ class ChangeProduct(Patch):
     price: PositiveMoney | None = None
 
 
-def _not_zero(value: int) -> int:
-    if value == 0:
-        raise ValueError("must not be 0")
-    return value
-
-
 class AdjustStock(Body):
-    delta: Annotated[
-        integer(
-            ge=-1_000_000_000,
-            le=1_000_000_000,
-            json_schema_extra={"not": {"const": 0}},
-            description="Added to the stock; not 0. Stock never goes below 0 (409).",
-        ),
-        AfterValidator(_not_zero),
-    ]
+    delta: StockDelta
 
 
 class Address(Body):
     street: Text
-    city: text(100)
-    state: text(100)
-    postalCode: text(20)
-    country: text(100)
+    city: Text100
+    state: Text100
+    postalCode: Text20
+    country: Text100
 
 
 Uuid = Annotated[str, Field(pattern=formats.UUID), WithJsonSchema(formats.UUID_SCHEMA)]
-Quantity = integer(ge=1, le=MAX_LINE_QUANTITY)
 ProductRef = Annotated[
     Uuid,
     Field(description="An existing product's id; an unknown one is refused with 400."),
@@ -263,11 +284,11 @@ class AddItem(Body):
 
 
 class ShipOrder(Body):
-    trackingNumber: text(100)
+    trackingNumber: Text100
 
 
 class CancelOrder(Body):
-    reason: text(500)
+    reason: Text500
 
 
 class NoBody(Body):
@@ -291,4 +312,12 @@ class OrderAccepted(Accepted):
     total: (
         Annotated[Decimal, WithJsonSchema({"type": "number", "minimum": 0})] | None
     ) = None
-    status: Literal["placed", "shipped", "delivered", "cancelled"] | None = None
+    status: (
+        Literal[
+            OrderStatus.PLACED,
+            OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED,
+            OrderStatus.CANCELLED,
+        ]
+        | None
+    ) = None

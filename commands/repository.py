@@ -8,10 +8,12 @@ no read-then-write race, whatever the isolation level.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import astuple
 from datetime import datetime
 from typing import Any, TypeVar
 
 from commands.domain import Address, Customer, Order, OrderLine, Product, iso
+from shared.events import OrderChangeRecord
 from shared.sql.db import Sql, Transaction, db_time, from_db_time
 
 T = TypeVar("T")
@@ -123,14 +125,14 @@ def record_change(
     change: str,
     actor: dict[str, Any],
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[OrderChangeRecord]:
     """Note who made this version of the order; returns the order's whole change log."""
     tx.execute(
         INSERT_CHANGE,
         (
             order_id,
             version,
-            change,
+            str(change),
             actor["subject"],
             " ".join(actor["roles"]),
             db_time(now),
@@ -192,18 +194,13 @@ def reserve_stock(
 
 
 def insert_order(tx: Transaction, order: Order) -> None:
-    a = order.shipping_address
     tx.execute(
         INSERT_ORDER,
         (
             order.id,
             order.customer_id,
             order.total_cents,
-            a.street,
-            a.city,
-            a.state,
-            a.postal_code,
-            a.country,
+            *astuple(order.shipping_address),
             db_time(order.placed_at),
             db_time(order.updated_at),
         ),
@@ -241,11 +238,11 @@ def get_order(
         shipping_address=Address(row[3], row[4], row[5], row[6], row[7]),
         tracking_number=row[8],
         cancellation_reason=row[9],
-        placed_at=from_db_time(row[10]),
+        placed_at=_at(row[10]),
         shipped_at=from_db_time(row[11]),
         delivered_at=from_db_time(row[12]),
         cancelled_at=from_db_time(row[13]),
-        updated_at=from_db_time(row[14]),
+        updated_at=_at(row[14]),
         version=int(row[15]),
     )
 
@@ -343,17 +340,12 @@ def adjust_stock(
 
 
 def update_order(tx: Transaction, order: Order, previous_version: int) -> None:
-    a = order.shipping_address
     tx.execute(
         UPDATE_ORDER,
         (
             order.status,
             order.total_cents,
-            a.street,
-            a.city,
-            a.state,
-            a.postal_code,
-            a.country,
+            *astuple(order.shipping_address),
             order.tracking_number,
             order.cancellation_reason,
             _t(order.shipped_at),
@@ -376,7 +368,7 @@ def set_line_quantity(
 
 
 def add_line(tx: Transaction, order_id: str, line: OrderLine) -> None:
-    line_no = tx.one(NEXT_LINE_NO, (order_id,))[0]
+    line_no = tx.value(NEXT_LINE_NO, (order_id,))
     tx.execute(
         INSERT_LINE,
         (
@@ -393,6 +385,14 @@ def add_line(tx: Transaction, order_id: str, line: OrderLine) -> None:
 
 def delete_line(tx: Transaction, order_id: str, product_id: str) -> None:
     tx.execute(DELETE_LINE, (order_id, product_id))
+
+
+def _at(value: Any) -> datetime:
+    """A NOT NULL time column."""
+    moment = from_db_time(value)
+    if moment is None:
+        raise ValueError("a NOT NULL time column is NULL")
+    return moment
 
 
 def _t(value: datetime | None) -> str | None:

@@ -8,15 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.money import as_json_number
+
 
 def to_jsonable(value: Any) -> Any:
     """JSON-ready copy: Decimals become numbers (2-decimal money round-trips through a float's repr)."""
     if isinstance(value, Decimal):
-        return (
-            int(value)
-            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
-            else float(value)
-        )
+        return as_json_number(value)
     if isinstance(value, BaseModel):
         return to_jsonable(value.model_dump(mode="python", by_alias=True))
     if isinstance(value, Mapping):

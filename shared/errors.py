@@ -89,3 +89,10 @@ class IdempotencyKeyReused(ProblemError):
 
 class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
+
+
+def hide_unless_owned(owner: str | None, owner_subject: str | None, what: str) -> None:
+    """404, as if it did not exist, when the caller may only touch their own records
+    (`owner` is their subject) and `what` belongs to someone else (`owner_subject`)."""
+    if owner is not None and owner_subject != owner:
+        raise NotFound(f"{what} does not exist.")

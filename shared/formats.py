@@ -9,6 +9,7 @@ Unicode-aware in Rust and Python but not in ECMA-262), no lookaround.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 # Unicode White_Space: exactly what pydantic's `str_strip_whitespace` strips.
 WHITESPACE = "\\t\\n\\x0b\\x0c\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
@@ -34,3 +35,11 @@ IDEMPOTENCY_KEY = "^[!-~]([ -~]{0,198}[!-~])?$"
 IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY)
 # X-Correlation-Id values that are echoed; anything else is replaced by a new id.
 CORRELATION_ID = "^[A-Za-z0-9._:/+=-]{1,128}$"
+
+UUID_RE = re.compile(UUID)
+
+
+def instant(moment: datetime) -> str:
+    """A UTC instant at fixed width (a whole second keeps its .000000), so the text sorts as
+    the time does: the format of every timestamp in events and the read model."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

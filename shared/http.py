@@ -20,17 +20,17 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from shared import telemetry
+from shared import formats, telemetry
 from shared.auth import Principal, authenticate, authorize
 from shared.availability import as_unavailable
 from shared.encoding import dumps
 from shared.errors import (
     FieldError,
-    NotFound,
     PayloadTooLarge,
     ProblemError,
     UnsupportedMediaType,
     ValidationFailed,
+    hide_unless_owned,
 )
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,7 @@ class Request:
         return self.headers.get(name.lower())
 
     def check_owner(self, owner_subject: str | None, what: str) -> None:
-        """404, as if it did not exist, when the caller may only touch their own records
-        and `what` is someone else's."""
-        if self.owner is not None and owner_subject != self.owner:
-            raise NotFound(f"{what} does not exist.")
+        hide_unless_owned(self.owner, owner_subject, what)
 
 
 @dataclass
@@ -182,7 +179,7 @@ def parse_query(model: type[BaseModel], query: Mapping[str, str]) -> BaseModel:
         ) from None
 
 
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_CORRELATION_ID = re.compile(formats.CORRELATION_ID)
 
 
 def correlation_id_of(headers: Mapping[str, str]) -> str:

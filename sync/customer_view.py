@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.events import Event
+from shared.events import (
+    CUSTOMER_EVENTS,
+    OPEN_STATUSES,
+    ORDER_EVENTS,
+    Event,
+    OrderStatus,
+)
 from shared.money import to_cents
-from sync.order_detail import CUSTOMER_EVENTS, ORDER_EVENTS, metadata, product_search
+from sync.order_detail import metadata, product_search
 from sync.writes import Counted, Upsert, Write
 
 NAME = "customer-view"
@@ -67,14 +73,11 @@ def plan(event: Event) -> list[Write]:
     return []
 
 
-OPEN_STATUSES = frozenset({"placed", "shipped"})
-
-
 def order_counts(status: str, total: Any) -> dict[str, int]:
     """What one order adds to its customer's totals."""
     return {
         "orders": 1,
         f"status:{status}": 1,
         "open": int(status in OPEN_STATUSES),
-        "spentCents": 0 if status == "cancelled" else to_cents(total),
+        "spentCents": 0 if status == OrderStatus.CANCELLED else to_cents(total),
     }

@@ -11,24 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.events import Event
+from shared.events import CUSTOMER_EVENTS, ORDER_EVENTS, Event
 from sync.writes import FanOut, Upsert, Write
 
 NAME = "order-detail"
 CONTAINER = "orders"
 STATE_CONTAINER = "projection-state"
-ORDER_EVENTS = frozenset(
-    {
-        "OrderPlaced",
-        "OrderItemAdded",
-        "OrderItemRemoved",
-        "OrderShippingAddressChanged",
-        "OrderShipped",
-        "OrderDelivered",
-        "OrderCancelled",
-    }
-)
-CUSTOMER_EVENTS = frozenset({"CustomerRegistered", "CustomerChanged"})
 
 
 def metadata(event: Event) -> dict[str, Any]:

@@ -10,29 +10,20 @@ under redelivery and reordering, and a product read is two point reads.
 
 from __future__ import annotations
 
-from shared.events import Event
+from shared.events import ORDER_EVENTS, PRODUCT_EVENTS, Event, OrderStatus
 from shared.money import to_cents
-from sync.order_detail import ORDER_EVENTS, metadata
+from sync.order_detail import metadata
 from sync.writes import Counted, Upsert, Write
 
 NAME = "product-view"
 PRODUCTS = "products"
 PRODUCT_SALES = "product-sales"
-PRODUCT_EVENTS = frozenset(
-    {
-        "ProductCreated",
-        "ProductChanged",
-        "ProductStockAdjusted",
-        "ProductStockReserved",
-        "ProductStockReleased",
-    }
-)
 
 
 def _contribution(
     order: dict, product_id: str, units: int, revenue_cents: int
 ) -> Counted:
-    counted = order["status"] != "cancelled" and units > 0
+    counted = order["status"] != OrderStatus.CANCELLED and units > 0
     return Counted(
         PRODUCT_SALES,
         product_id,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from shared.events import Event
+from shared.events import ORDER_EVENTS, Event, OrderStatus
 from shared.money import to_cents
-from sync.order_detail import ORDER_EVENTS, metadata
+from sync.order_detail import metadata
 from sync.writes import Counted, Write
 
 NAME = "sales-stats"
@@ -39,7 +39,7 @@ def day_shard(day: str, shard: int) -> str:
 def sales_counts(order: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
     """What one order adds to its day's figures, and the product names it carries
     (labels of the units counters)."""
-    if order["status"] == "cancelled":
+    if order["status"] == OrderStatus.CANCELLED:
         return {"orders": 1, "cancelled": 1}, {}
     counts = {"orders": 1, "revenueCents": to_cents(order["total"])}
     names = {}

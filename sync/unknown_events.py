@@ -10,12 +10,11 @@ import logging
 import threading
 from collections import Counter
 
-from sync.order_detail import CUSTOMER_EVENTS, ORDER_EVENTS
-from sync.product_view import PRODUCT_EVENTS
+from shared.events import EventType
 
 log = logging.getLogger(__name__)
 
-KNOWN_EVENT_TYPES = CUSTOMER_EVENTS | ORDER_EVENTS | PRODUCT_EVENTS
+KNOWN_EVENT_TYPES = frozenset(EventType)
 
 _seen: Counter[str] = Counter()
 _lock = threading.Lock()

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from commands import handlers, models
-from commands.execution import execute
+from commands.functions import run_command as execute
 from shared import outbox
 from shared.eventlog import LocalEventLog
 from shared.http import Request

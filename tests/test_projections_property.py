@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands import handlers, models
-from commands.execution import execute
+from commands.functions import run_command as execute
 from devtools.sample_data import ADDRESS
 from queries import aggregates
 from shared import outbox

@@ -136,7 +136,7 @@ def test_migrations_are_idempotent_on_sql_server(sql_server):
 @needs_sql_server
 def test_commands_on_sql_server(sql_server, tmp_path):
     from commands import handlers, models
-    from commands.execution import execute
+    from commands.functions import run_command as execute
     from shared.http import Request
     from shared.publisher import LocalLogPublisher
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import sqlite3
 import struct
 import threading
@@ -92,6 +93,96 @@ TRANSIENT_SQL_ERRORS = frozenset(
     }
 )
 _SQLSTATE_TRANSIENT = ("08S01", "08001", "HYT00", "HYT01", "40001")
+SQL_LOCK_TIMEOUT = 1222
+SQL_UNIQUE_VIOLATIONS = frozenset({2627, 2601})  # unique constraint, unique index
+# SQLite result codes (sqlite3.Error.sqlite_errorcode): primary code in the low byte.
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+SQLITE_UNIQUE_VIOLATIONS = frozenset({2067, 1555})  # CONSTRAINT_UNIQUE, _PRIMARYKEY
+
+
+class DatabaseError(Exception):
+    """A write-database error recognised by its driver code; the rest of the code catches
+    these. Each instance is also of the driver's own class (sqlite3.*, pyodbc.*), with its
+    arguments and attributes, for code that looks at the driver's error."""
+
+
+class UniqueViolation(DatabaseError):
+    """A unique key refused the row (email, sku, idempotency key)."""
+
+
+class TransientDatabaseError(DatabaseError):
+    """Worth running the transaction again: a dropped connection, throttling, a deadlock."""
+
+
+class LockTimeout(TransientDatabaseError):
+    """A lock was not granted in time (SQL Server 1222; SQLite busy or locked)."""
+
+
+def _sql_server_codes(exc: BaseException) -> tuple[str, set[int]]:
+    """The SQLSTATE (pyodbc's first argument) and the native error numbers, which the
+    driver writes in parentheses in its message."""
+    args = getattr(exc, "args", ())
+    sqlstate = args[0] if args and isinstance(args[0], str) else ""
+    message = " ".join(str(a) for a in args)
+    return sqlstate, {int(n) for n in re.findall(r"\((\d+)\)", message)}
+
+
+def is_transient_pyodbc_error(exc: BaseException) -> bool:
+    sqlstate, codes = _sql_server_codes(exc)
+    return sqlstate in _SQLSTATE_TRANSIENT or bool(codes & TRANSIENT_SQL_ERRORS)
+
+
+def _kind(exc: BaseException, dialect: str) -> type[DatabaseError] | None:
+    """Which of our errors a driver error is, or None for any other."""
+    if dialect == "sqlite":
+        code = getattr(exc, "sqlite_errorcode", None)
+        if not isinstance(exc, sqlite3.Error) or code is None:
+            return None
+        if code in SQLITE_UNIQUE_VIOLATIONS:
+            return UniqueViolation
+        return LockTimeout if code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) else None
+    _, codes = _sql_server_codes(exc)
+    if codes & SQL_UNIQUE_VIOLATIONS:
+        return UniqueViolation
+    if SQL_LOCK_TIMEOUT in codes:
+        return LockTimeout
+    return TransientDatabaseError if is_transient_pyodbc_error(exc) else None
+
+
+_BOTH: dict[tuple[type, type], type[BaseException]] = {}
+
+
+def _both(
+    kind: type[DatabaseError], driver: type[BaseException]
+) -> type[BaseException]:
+    """The class that is both our `kind` and the driver's class (one per pair)."""
+    if (kind, driver) not in _BOTH:
+        _BOTH[kind, driver] = type(
+            driver.__name__, (kind, driver), {"__module__": __name__}
+        )
+    return _BOTH[kind, driver]
+
+
+def translate(exc: BaseException, dialect: str) -> BaseException:
+    """Our error for a driver error (an instance of both classes), or `exc` as it is."""
+    kind = _kind(exc, dialect)
+    if kind is None or isinstance(exc, DatabaseError):
+        return exc
+    ours = _both(kind, type(exc))(*exc.args)
+    ours.__dict__.update(getattr(exc, "__dict__", {}))
+    return ours
+
+
+@contextmanager
+def translating(dialect: str) -> Iterator[None]:
+    """Raise the driver's errors met inside as our own (see `translate`)."""
+    try:
+        yield
+    except Exception as exc:
+        ours = translate(exc, dialect)
+        if ours is exc:
+            raise
+        raise ours from exc
 
 
 class Transaction:
@@ -107,27 +198,38 @@ class Transaction:
 
     def execute(self, statement: Sql | str, params: Sequence[Any] = ()) -> Transaction:
         sql = statement.text(self.dialect) if isinstance(statement, Sql) else statement
-        self._cursor.execute(sql, tuple(params))
+        with translating(self.dialect):
+            self._cursor.execute(sql, tuple(params))
         telemetry.sql_statement(sql)
         self.rowcount = self._cursor.rowcount
         if self._database is not None:
             self._database.statements += 1
         return self
 
-    def fetchone(self) -> tuple | None:
-        row = self._cursor.fetchone()
+    def fetchone(self) -> tuple[Any, ...] | None:
+        with translating(self.dialect):
+            row = self._cursor.fetchone()
         return tuple(row) if row is not None else None
 
-    def fetchall(self) -> list[tuple]:
-        return [tuple(r) for r in self._cursor.fetchall()]
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        with translating(self.dialect):
+            return [tuple(r) for r in self._cursor.fetchall()]
 
-    def is_unique_violation(self, exc: Exception) -> bool:
-        return is_unique_violation(exc, self.dialect)
-
-    def one(self, statement: Sql | str, params: Sequence[Any] = ()) -> tuple | None:
+    def one(
+        self, statement: Sql | str, params: Sequence[Any] = ()
+    ) -> tuple[Any, ...] | None:
         return self.execute(statement, params).fetchone()
 
-    def all(self, statement: Sql | str, params: Sequence[Any] = ()) -> list[tuple]:
+    def value(self, statement: Sql | str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the one row a statement always returns (a count, a max)."""
+        row = self.one(statement, params)
+        if row is None:
+            raise LookupError(f"no row from {statement}")
+        return row[0]
+
+    def all(
+        self, statement: Sql | str, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
         return self.execute(statement, params).fetchall()
 
 
@@ -145,7 +247,8 @@ class Database:
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            with translating(self.dialect):
+                conn = self._connect()
             self._local.conn = conn
         return conn
 
@@ -159,21 +262,15 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         conn = self._connection()
-        cursor = conn.cursor()
-        if self.dialect == "sqlite":
-            # Take the write lock up front: two SQLite writers that both read first
-            # would otherwise deadlock on upgrade instead of queueing.
-            cursor.execute("BEGIN IMMEDIATE")
+        with translating(self.dialect):
+            cursor = conn.cursor()
+            if self.dialect == "sqlite":
+                # Take the write lock up front: two SQLite writers that both read first
+                # would otherwise deadlock on upgrade instead of queueing.
+                cursor.execute("BEGIN IMMEDIATE")
         try:
             yield Transaction(cursor, self.dialect, self)
-            try:
-                conn.commit()
-            except Exception as exc:
-                if self.dialect == "sqlite" or not self.is_transient(exc):
-                    raise
-                # The commit may have happened with its acknowledgement lost: running the
-                # work again could apply it twice, so it is not retried (a 503).
-                raise CommitOutcomeUnknown(str(exc)) from exc
+            self._commit(conn)
         except BaseException:
             try:
                 conn.rollback()
@@ -182,6 +279,17 @@ class Database:
             raise
         finally:
             cursor.close()
+
+    def _commit(self, conn: Any) -> None:
+        try:
+            with translating(self.dialect):
+                conn.commit()
+        except TransientDatabaseError as exc:
+            if self.dialect == "sqlite":
+                raise  # SQLite did not commit: running the work again is safe
+            # The commit may have happened with its acknowledgement lost: running the
+            # work again could apply it twice, so it is not retried (a 503).
+            raise CommitOutcomeUnknown(str(exc)) from exc
 
     @telemetry.sql_transaction
     def run(
@@ -197,8 +305,8 @@ class Database:
             try:
                 with self.transaction() as tx:
                     return work(tx)
-            except Exception as exc:
-                if attempt == attempts or not self.is_transient(exc):
+            except TransientDatabaseError as exc:
+                if attempt == attempts:
                     raise
                 if self.dialect != "sqlite":
                     self._discard()  # a transient fault may have broken the connection
@@ -214,34 +322,6 @@ class Database:
                 )
                 time.sleep(delay)
         raise AssertionError("unreachable")
-
-    def is_transient(self, exc: Exception) -> bool:
-        if isinstance(exc, CommitOutcomeUnknown):
-            return False  # retrying could apply the work twice
-        if self.dialect == "sqlite":
-            return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-        return is_transient_pyodbc_error(exc)
-
-    def is_unique_violation(self, exc: Exception) -> bool:
-        return is_unique_violation(exc, self.dialect)
-
-
-def is_unique_violation(exc: Exception, dialect: str) -> bool:
-    if dialect == "sqlite":
-        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
-    # 2627: unique constraint, 2601: unique index
-    return type(exc).__name__ == "IntegrityError" and any(
-        n in str(exc) for n in ("2627", "2601")
-    )
-
-
-def is_transient_pyodbc_error(exc: Exception) -> bool:
-    args = getattr(exc, "args", ())
-    sqlstate = args[0] if args and isinstance(args[0], str) else ""
-    message = " ".join(str(a) for a in args)
-    if sqlstate in _SQLSTATE_TRANSIENT:
-        return True
-    return any(f"({n})" in message for n in TRANSIENT_SQL_ERRORS)
 
 
 def utcnow() -> datetime:
@@ -263,8 +343,8 @@ def from_db_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def _sqlite_connect(path: str) -> Callable[[], sqlite3.Connection]:
-    def connect() -> sqlite3.Connection:
+def _sqlite_connect(path: str) -> Callable[[], _SqliteConnection]:
+    def connect() -> _SqliteConnection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             path, timeout=10, isolation_level=None, check_same_thread=False
@@ -354,7 +434,15 @@ def database() -> Database:
         return Database(_pyodbc_connect(conn_str, use_token=False), "tsql")
     if server := config.get("SQL_SERVER"):
         conn_str = azure_sql_connection_string(
-            server, config.get("SQL_DATABASE") or "", config.get("SQL_DRIVER")
+            server, config.get("SQL_DATABASE") or "", _setting("SQL_DRIVER")
         )
         return Database(_pyodbc_connect(conn_str, use_token=True), "tsql")
-    return Database(_sqlite_connect(config.get("SQLITE_PATH")), "sqlite")
+    return Database(_sqlite_connect(_setting("SQLITE_PATH")), "sqlite")
+
+
+def _setting(name: str) -> str:
+    """A setting that has a default, so always a value."""
+    value = config.get(name)
+    if value is None:
+        raise RuntimeError(f"{name} is not set")
+    return value
