@@ -11,6 +11,7 @@ units, merged order lines, existence of what a body names) are in descriptions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
@@ -83,7 +84,7 @@ def integer(**constraints: Any) -> Any:
     return Annotated[int, Field(**constraints), BeforeValidator(_integral)]
 
 
-def _fits(limit: int):
+def _fits(limit: int) -> Callable[[str], str]:
     def check(value: str) -> str:
         # NVARCHAR(n) counts UTF-16 code units: an emoji is one character but two units.
         if len(value.encode("utf-16-le")) // 2 > limit:
@@ -93,7 +94,7 @@ def _fits(limit: int):
     return check
 
 
-def _matches(pattern: str, message: str):
+def _matches(pattern: str, message: str) -> Callable[[str], str]:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:

@@ -69,7 +69,7 @@ def timed(
 def statements_per_command(root: Path) -> dict[str, float]:
     """Run each command once in-process and count the SQL statements it executed (publish included)."""
     from commands import handlers, models
-    from commands.execution import execute
+    from commands.functions import run_command as execute
     from shared.http import Request
     from shared.publisher import LocalLogPublisher
     from shared.sql.db import Database, _sqlite_connect

@@ -140,7 +140,7 @@ class InProcessCommands:
 
     def run(self, handler: Any, body: Any, **route: str) -> dict[str, Any] | None:
         """The 202 body, or None when a rule refused the command (no events then)."""
-        from commands.execution import execute
+        from commands.functions import run_command as execute
         from shared.errors import ProblemError
         from shared.http import Request
 

@@ -44,10 +44,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
     if isinstance(exc, EventHubError):
         return True  # connect, timeout, lost connection: Event Hubs' own errors
-    if isinstance(exc, sqlite3.OperationalError):
-        return "locked" in str(exc)  # the embedded write database's "busy"
-    from shared.sql.db import is_transient_pyodbc_error
+    from shared.sql.db import TransientDatabaseError, is_transient_pyodbc_error
 
+    if isinstance(exc, TransientDatabaseError):
+        return True  # what the Database boundary recognised (lock timeouts included)
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(
+            exc
+        )  # the local event log's "busy" (raised untranslated)
     return isinstance(exc, Exception) and is_transient_pyodbc_error(exc)
 
 

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from shared.sql.db import Database, database, db_time, utcnow
+from shared.sql.db import Database, Transaction, database, db_time, utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -57,7 +57,7 @@ def apply_migrations(db: Database | None = None) -> list[str]:
     for path in migration_files(db.dialect):
         version = path.stem
 
-        def apply(tx, path=path, version=version) -> bool:
+        def apply(tx: Transaction, path: Path = path, version: str = version) -> bool:
             if tx.one("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)):
                 return False
             for batch in split_batches(path.read_text(), db.dialect):
