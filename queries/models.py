@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,8 +27,8 @@ from pydantic import (
 
 from shared import formats
 
-ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled")
 OrderStatus = Literal["placed", "shipped", "delivered", "cancelled"]
+ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_TOKEN_CHARS = 8192
@@ -237,6 +237,11 @@ class OrderSearchParams(CustomerOrdersParams):
 
 
 class _SalesRange(Params):
+    def days(self) -> tuple[date, date]:
+        """The first and the last day of the range (`from` can only be read by name)."""
+        first, last = (getattr(self, name) for name in ("from", "to"))
+        return first, last
+
     @field_validator("to", check_fields=False)
     @classmethod
     def _range(cls, value: date, info: ValidationInfo) -> date:
@@ -250,22 +255,21 @@ class _SalesRange(Params):
 
 
 # `from` is a Python keyword, so this model is built rather than declared.
+_SALES_RANGE_FIELDS: dict[str, Any] = {
+    "from": (Annotated[Day, Field(description="The first UTC day.")], ...),
+    "to": (
+        Annotated[
+            Day,
+            Field(
+                description=f"The last UTC day: not before from, and the range covers "
+                f"at most {MAX_STATS_DAYS} days (to - from <= {MAX_STATS_DAYS - 1} days)."
+            ),
+        ],
+        ...,
+    ),
+}
 SalesStatsParams = create_model(
-    "SalesStatsParams",
-    __base__=_SalesRange,
-    **{
-        "from": (Annotated[Day, Field(description="The first UTC day.")], ...),
-        "to": (
-            Annotated[
-                Day,
-                Field(
-                    description=f"The last UTC day: not before from, and the range covers "
-                    f"at most {MAX_STATS_DAYS} days (to - from <= {MAX_STATS_DAYS - 1} days)."
-                ),
-            ],
-            ...,
-        ),
-    },
+    "SalesStatsParams", __base__=_SalesRange, **_SALES_RANGE_FIELDS
 )
 
 
