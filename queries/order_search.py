@@ -83,7 +83,8 @@ class OrderQuery:
 
 
 def _money(value: Decimal) -> Any:
-    # Normalized first, so that 2 and 2.00 make the same parameter (and query fingerprint).
+    # A JSON number, as the documents hold money; normalized first, so that 2 and 2.00
+    # make the same parameter (and the same query fingerprint).
     return to_jsonable(value.normalize())
 
 

@@ -318,3 +318,15 @@ def test_sales_stats_read_the_days_totals_across_partitions(cosmos):
 def test_the_stats_range_is_read_from_the_parameters():
     ask = params(models.SalesStatsParams, **{"from": "2026-11-01", "to": "2026-11-03"})
     assert ask.days() == (date(2026, 11, 1), date(2026, 11, 3))
+
+
+def test_instants_keep_four_digit_years_so_text_order_is_time_order(cosmos):
+    # placedAt is compared as text: a year before 1000 must not lose its leading zero.
+    views.search_orders(
+        params(models.OrderSearchParams, placedTo="0999-12-31", maxTotal="2.00"),
+        caller(),
+    )
+    [(_, _, parameters, _)] = cosmos.queries
+    values = {p["name"]: p["value"] for p in parameters}
+    assert values["@placedTo"] == "0999-12-31T23:59:59.999999Z"
+    assert values["@maxTotal"] == 2  # 2.00 and 2 are one filter (and one fingerprint)
