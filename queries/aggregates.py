@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
 
 from queries.models import ORDER_STATUSES
-from shared.money import from_cents, to_cents
+from shared.money import from_cents
 
 TOP_PRODUCTS = 10
-
-
-def cents(amount: float | str | Decimal) -> int:
-    """Integer cents of a 2-decimal JSON number (a float's repr is its shortest exact text)."""
-    return to_cents(Decimal(str(amount)))
+# A day shard's order counters (all orders placed that day; revenue of those not cancelled).
+DAY_COUNTERS = ("orders", "revenueCents", "cancelled")
 
 
 def customer_totals(totals: dict[str, Any] | None) -> dict[str, Any]:
@@ -51,7 +47,7 @@ def sales_stats(
     product shows the name its lines carry on the latest day it sold.
     """
     days = {
-        day.isoformat(): {"orders": 0, "revenueCents": 0, "cancelled": 0}
+        day.isoformat(): dict.fromkeys(DAY_COUNTERS, 0)
         for day in days_between(first, last)
     }
     products: dict[str, dict[str, Any]] = {}
@@ -60,50 +56,66 @@ def sales_stats(
         if day is None:
             continue
         counters = doc.get("counters", {})
-        day["orders"] += counters.get("orders", 0)
-        day["cancelled"] += counters.get("cancelled", 0)
-        day["revenueCents"] += counters.get("revenueCents", 0)
-        for name, value in counters.items():
-            kind, _, product_id = name.partition(":")
-            if kind not in ("units", "revenueCents") or not product_id:
-                continue
-            product = products.setdefault(
-                product_id, {"units": 0, "revenueCents": 0, "named": ("", "")}
-            )
-            product[kind] += value
-            # The name its lines carry on the latest day (ties: the greatest name).
-            names = doc.get("labels", {}).get(name, {})
-            if names:
-                product["named"] = max(product["named"], (doc["day"], max(names)))
+        for name in DAY_COUNTERS:
+            day[name] += counters.get(name, 0)
+        _add_product_sales(products, doc)
+    return {
+        "days": [_day_figures(name, day) for name, day in days.items()],
+        "totals": _day_figures(None, _sum_days(days.values())),
+        "topProducts": _top_products(products),
+    }
+
+
+def _day_figures(name: str | None, day: dict[str, int]) -> dict[str, Any]:
+    """A day's figures (`name` None: the range's totals, which carry no date)."""
+    figures = {
+        "orders": day["orders"],
+        "revenue": from_cents(day["revenueCents"]),
+        "cancelled": day["cancelled"],
+    }
+    return figures if name is None else {"date": name, **figures}
+
+
+def _sum_days(days: Iterable[dict[str, int]]) -> dict[str, int]:
+    summed = dict.fromkeys(DAY_COUNTERS, 0)
+    for day in days:
+        for name in DAY_COUNTERS:
+            summed[name] += day[name]
+    return summed
+
+
+def _add_product_sales(
+    products: dict[str, dict[str, Any]], doc: dict[str, Any]
+) -> None:
+    """Add a day shard's per-product counters (`units:<id>`, `revenueCents:<id>`)."""
+    for name, value in doc.get("counters", {}).items():
+        kind, _, product_id = name.partition(":")
+        if kind not in ("units", "revenueCents") or not product_id:
+            continue
+        product = products.setdefault(
+            product_id, {"units": 0, "revenueCents": 0, "named": ("", "")}
+        )
+        product[kind] += value
+        # The name its lines carry on the latest day (ties: the greatest name).
+        names = doc.get("labels", {}).get(name, {})
+        if names:
+            product["named"] = max(product["named"], (doc["day"], max(names)))
+
+
+def _top_products(products: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ranked = sorted(
         (item for item in products.items() if item[1]["units"]),
         key=lambda item: (-item[1]["revenueCents"], -item[1]["units"], item[0]),
     )
-    return {
-        "days": [
-            {
-                "date": name,
-                "orders": day["orders"],
-                "revenue": from_cents(day["revenueCents"]),
-                "cancelled": day["cancelled"],
-            }
-            for name, day in days.items()
-        ],
-        "totals": {
-            "orders": sum(day["orders"] for day in days.values()),
-            "revenue": from_cents(sum(day["revenueCents"] for day in days.values())),
-            "cancelled": sum(day["cancelled"] for day in days.values()),
-        },
-        "topProducts": [
-            {
-                "productId": product_id,
-                "name": product["named"][1],
-                "units": product["units"],
-                "revenue": from_cents(product["revenueCents"]),
-            }
-            for product_id, product in ranked[:TOP_PRODUCTS]
-        ],
-    }
+    return [
+        {
+            "productId": product_id,
+            "name": product["named"][1],
+            "units": product["units"],
+            "revenue": from_cents(product["revenueCents"]),
+        }
+        for product_id, product in ranked[:TOP_PRODUCTS]
+    ]
 
 
 def product_sales(totals: dict[str, Any] | None) -> dict[str, Any]:

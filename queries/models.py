@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,8 +27,8 @@ from pydantic import (
 
 from shared import formats
 
-ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled")
 OrderStatus = Literal["placed", "shipped", "delivered", "cancelled"]
+ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_TOKEN_CHARS = 8192
@@ -237,6 +237,11 @@ class OrderSearchParams(CustomerOrdersParams):
 
 
 class _SalesRange(Params):
+    def days(self) -> tuple[date, date]:
+        """The first and the last day of the range (`from` can only be read by name)."""
+        first, last = (getattr(self, name) for name in ("from", "to"))
+        return first, last
+
     @field_validator("to", check_fields=False)
     @classmethod
     def _range(cls, value: date, info: ValidationInfo) -> date:

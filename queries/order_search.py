@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from queries import tokens
+from shared.encoding import to_jsonable
 from shared.read_model import CONTRIBUTION
 
 ORDERS = "orders"
@@ -35,8 +36,21 @@ AFTER = (
 
 
 def instant(moment: datetime) -> str:
-    """A UTC instant in the read model's placedAt format, so text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A UTC instant in the read model's placedAt format (fixed width: a four-digit year,
+    microseconds even on a whole second), so text order is time order."""
+    return (
+        moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
+
+
+class Filters(TypedDict):
+    """What both order lists filter on; None: no condition."""
+
+    status: str | None
+    min_total: Decimal | None
+    max_total: Decimal | None
+    placed_from: datetime | None
+    placed_to: datetime | None
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,10 @@ class OrderQuery:
         )
 
 
-def _money(value: Decimal) -> float | int:
-    # The documents hold money as JSON numbers; a 2-decimal float compares exactly with them.
-    return int(value) if value == value.to_integral_value() else float(value)
+def _money(value: Decimal) -> Any:
+    # A JSON number, as the documents hold money; normalized first, so that 2 and 2.00
+    # make the same parameter (and the same query fingerprint).
+    return to_jsonable(value.normalize())
 
 
 def _filters(

@@ -81,34 +81,49 @@ def single_partition_page(query: OrderQuery, page_size: int, token: str | None) 
     if position is not None and position.sdk is None:
         raise tokens.invalid_position()
     start = position.sdk if position else None
-    items: list[dict[str, Any]] = []
-    continuation = start
     try:
-        while True:
-            batch, continuation = _fetch(query, page_size - len(items), continuation)
-            items += batch
-            if continuation is None or not batch or len(items) >= page_size:
-                break
-        if continuation is not None:
-            peek, _ = _fetch(query, 1, continuation)
-            if not peek:
-                continuation = None
+        items, continuation = _collect(query, page_size, start)
     except (CosmosHttpResponseError, AzureError, ValueError) as exc:
         # Resuming from a client's token: whatever Cosmos or the SDK makes of a forged one
         # is the client's error. A failure on a first page is ours, and an outage or
         # throttling is an outage (503), whichever page it hits.
-        refused = not is_unavailable(exc) and (
-            not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
-        )
-        if start is not None and refused:
+        if start is not None and _refused(exc):
             raise tokens.invalid_position() from None
         raise
-    next_token = (
-        tokens.encode(query_fingerprint, tokens.Position(sdk=continuation))
-        if continuation
-        else None
+    position = tokens.Position(sdk=continuation) if continuation else None
+    return _page(items, query_fingerprint, position)
+
+
+def _collect(
+    query: OrderQuery, page_size: int, start: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to `page_size` items from `start` (SDK pages may come short), and the
+    continuation after them: None when no item follows."""
+    items: list[dict[str, Any]] = []
+    continuation = start
+    while True:
+        batch, continuation = _fetch(query, page_size - len(items), continuation)
+        items += batch
+        if continuation is None or not batch or len(items) >= page_size:
+            break
+    if continuation is not None and not _fetch(query, 1, continuation)[0]:
+        continuation = None  # a continuation that leads to an empty page
+    return items, continuation
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether Cosmos or the SDK refused the request itself (not an outage or throttling)."""
+    return not is_unavailable(exc) and (
+        not isinstance(exc, CosmosHttpResponseError) or exc.status_code == 400
     )
-    return Page([order_summary(row) for row in items], next_token)
+
+
+def _page(
+    rows: list[dict[str, Any]], query_fingerprint: str, next_at: tokens.Position | None
+) -> Page:
+    """The page of these rows, with a token for the next page when `next_at` is given."""
+    next_token = tokens.encode(query_fingerprint, next_at) if next_at else None
+    return Page([order_summary(row) for row in rows], next_token)
 
 
 def cross_partition_page(query: OrderQuery, page_size: int, token: str | None) -> Page:
@@ -133,10 +148,6 @@ def cross_partition_page(query: OrderQuery, page_size: int, token: str | None) -
         )
     )
     items = rows[:page_size]
-    next_token = None
-    if len(rows) > page_size:
-        last = items[-1]
-        next_token = tokens.encode(
-            query_fingerprint, tokens.Position(after=(last["placedAt"], last["id"]))
-        )
-    return Page([order_summary(row) for row in items], next_token)
+    last = items[-1] if len(rows) > page_size else None
+    position = tokens.Position(after=(last["placedAt"], last["id"])) if last else None
+    return _page(items, query_fingerprint, position)

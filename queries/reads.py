@@ -1,4 +1,5 @@
-"""Point reads with read-your-writes: wait (bounded) for the read model to reach a version.
+"""Reads of the read model: point reads, whole-result queries, and read-your-writes —
+wait (bounded) for a document to reach a version.
 
 A waiting request holds a worker thread, so waits are rationed: at most
 `MAX_WAITERS` requests of a process wait at once, re-reading with a growing
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
@@ -20,6 +21,7 @@ from shared.cosmos import REQUEST_TIMEOUT_SECONDS, container
 from shared.errors import NotFound
 from shared.http import Response
 
+FETCH_ALL = 1000  # items per request when a query reads everything it matches
 FIRST_POLL_SECONDS = 0.02
 MAX_POLL_SECONDS = 0.25
 MAX_WAITERS = 2
@@ -35,6 +37,26 @@ def read_document(
         )
     except CosmosResourceNotFoundError:
         return None
+
+
+def query_all(
+    container_name: str, sql: str, parameters: list[dict[str, Any]]
+) -> Iterable[dict[str, Any]]:
+    """Every document a query matches, across partitions."""
+    return container(container_name).query_items(
+        sql,
+        parameters=parameters,
+        enable_cross_partition_query=True,
+        max_item_count=FETCH_ALL,
+        timeout=REQUEST_TIMEOUT_SECONDS,
+    )
+
+
+def not_projected(what: str, headers: dict[str, str] | None = None) -> NotFound:
+    """404 for a document the read model does not hold: it may not be projected yet."""
+    return NotFound(
+        f"{what} does not exist (or is not projected yet).", headers=headers or {}
+    )
 
 
 def read_with_min_version(
@@ -58,9 +80,7 @@ def read_with_min_version(
             _waiters.release()
     if document is None:
         stale = {"X-Read-Model-Stale": "true"} if min_version is not None else {}
-        raise NotFound(
-            f"{what} does not exist (or is not projected yet).", headers=stale
-        )
+        raise not_projected(what, stale)
     headers = {"ETag": f'"{document["version"]}"'}
     if min_version is not None and document["version"] < min_version:
         headers["X-Read-Model-Stale"] = "true"

@@ -16,12 +16,13 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from shared.errors import FieldError, ValidationFailed
 
 FORMAT = 1
 FIELD = "continuationToken"
+NOT_OURS = "is not a continuation token issued by this API"
 
 
 @dataclass(frozen=True)
@@ -59,36 +60,48 @@ def _invalid(message: str) -> ValidationFailed:
 
 def decode(token: str, query_fingerprint: str) -> Position:
     """The position a client's token points at; 400 if it is not ours or not for this query."""
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
-        body = json.loads(raw)
-    except (ValueError, UnicodeError, binascii.Error, RecursionError):
-        raise _invalid("is not a continuation token issued by this API") from None
-    if not isinstance(body, dict) or body.get("v") != FORMAT:
-        raise _invalid("is not a continuation token issued by this API")
+    body = _body(token)
     if body.get("f") != query_fingerprint:
         raise _invalid(
             "was issued for other filters; send the same filters as the first page"
         )
     sdk, after = body.get("s"), body.get("a")
-    # The SDK's token travels back to Cosmos in a header: printable ASCII only.
-    if (
-        isinstance(sdk, str)
-        and sdk
-        and sdk.isascii()
-        and sdk.isprintable()
-        and after is None
-    ):
+    if after is None and _is_sdk_continuation(sdk):
         return Position(sdk=sdk)
-    if (
-        sdk is None
-        and isinstance(after, list)
-        and len(after) == 2
-        and all(isinstance(part, str) and part for part in after)
-    ):
+    if sdk is None and _is_last_key(after):
         return Position(after=(after[0], after[1]))
-    raise _invalid("is not a continuation token issued by this API")
+    raise _invalid(NOT_OURS)
+
+
+def _body(token: str) -> dict[str, Any]:
+    """The JSON object a token encodes, if it is one of this format."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        body = json.loads(raw)
+    except (ValueError, UnicodeError, binascii.Error, RecursionError):
+        raise _invalid(NOT_OURS) from None
+    if not isinstance(body, dict) or body.get("v") != FORMAT:
+        raise _invalid(NOT_OURS)
+    return body
+
+
+def _is_sdk_continuation(value: Any) -> TypeGuard[str]:
+    # The SDK's token travels back to Cosmos in a header: printable ASCII only.
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and value.isascii()
+        and value.isprintable()
+    )
+
+
+def _is_last_key(value: Any) -> TypeGuard[list[str]]:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(part, str) and part for part in value)
+    )
 
 
 def invalid_position() -> ValidationFailed:

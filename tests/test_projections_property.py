@@ -2,22 +2,33 @@
 crash, crashes between the writes of a batch — projects to the same documents as one
 in-order delivery, and every aggregate equals a recomputation from the write side.
 
-Histories are real: random command sequences run through the real command handlers on
-SQLite, and the events are read back from the outbox.
+Histories are real: a state machine (hypothesis.stateful) runs commands through the real
+command handlers on SQLite, reads their events back from the outbox, and interleaves
+them with hostile deliveries to every projection.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import shutil
+import tempfile
 import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from commands import handlers, models
 from commands.functions import run_command as execute
@@ -202,68 +213,6 @@ def project(name: str, batches: list[list[Delivery]]) -> MemoryStore:
     return store
 
 
-def hostile_schedule(deliveries: list[Delivery], rng) -> list[list[Delivery]]:
-    """Batches as a crashing, retrying, unordered transport might deliver them."""
-    pending = list(deliveries)
-    if rng.random() < 0.5:
-        rng.shuffle(pending)  # reordering, even within a partition (publish races)
-    else:
-        # Event Hubs order: each partition in order, partitions interleaved at random.
-        streams: dict[str, list[Delivery]] = {}
-        for d in deliveries:
-            streams.setdefault(d.partition, []).append(d)
-        pending = []
-        while any(streams.values()):
-            partition = rng.choice([p for p, s in streams.items() if s])
-            pending.append(streams[partition].pop(0))
-    batches, delivered = [], []
-    while pending:
-        size = rng.randint(1, 5)
-        batch, pending = pending[:size], pending[size:]
-        batches.append(batch)
-        delivered.extend(batch)
-        if rng.random() < 0.3 and delivered:
-            # A crash before the checkpoint: redeliver a recent stretch.
-            start = rng.randint(0, len(delivered) - 1)
-            batches.append(delivered[start : start + rng.randint(1, 6)])
-        if rng.random() < 0.1:
-            batches.append([rng.choice(delivered)])  # a lone duplicate
-    return batches
-
-
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(ops=st.lists(operation, min_size=3, max_size=25), seed=st.integers(0, 2**32))
-def test_any_delivery_converges_to_the_in_order_result(tmp_path_factory, ops, seed):
-    rng = random.Random(seed)
-    # Ids decide partitions: draw them from the seed so a failing example replays exactly.
-    with mock.patch(
-        "uuid.uuid4", lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
-    ):
-        history = History(tmp_path_factory.mktemp("history"))
-        for op in [
-            ("customer", 1),
-            ("customer", 2),
-            ("product", 250, 20),
-            ("product", 999, 5),
-            *ops,
-        ]:
-            history.apply(op)
-    deliveries = deliveries_of(history.events())
-    for name in PROJECTIONS:
-        expected = project(name, [[d] for d in deliveries]).documents()
-        actual = project(name, hostile_schedule(deliveries, rng)).documents()
-        differing = {
-            k: (actual.get(k), expected.get(k))
-            for k in expected.keys() | actual.keys()
-            if actual.get(k) != expected.get(k)
-        }
-        assert not differing, f"{name}: {differing}"
-
-
 def test_in_order_projection_matches_the_write_side(tmp_path):
     history = History(tmp_path)
     for op in [
@@ -305,34 +254,20 @@ def test_in_order_projection_matches_the_write_side(tmp_path):
 
 
 class CrashingStore(MemoryStore):
-    """Crashes part-way through a batch: the writes of some groups done, the rest not."""
+    """Crashes part-way through its next batch when told to: the writes of some groups
+    done, the rest not."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.rng = rng
+        self.crash_after: int | None = None
 
     def execute_all(self, writes):
-        cut = self.rng.randint(0, len(writes)) if self.rng.random() < 0.3 else None
+        cut, self.crash_after = self.crash_after, None
         if cut is None:
             return super().execute_all(writes)
+        cut = min(cut, len(writes))
         super().execute_all(writes[:cut])
         raise ConnectionError(f"crashed after {cut} of {len(writes)} writes")
-
-
-def project_with_crashes(
-    name: str, batches: list[list[Delivery]], rng: random.Random
-) -> MemoryStore:
-    """Deliver batches to a store that crashes mid-batch; a crashed batch comes again."""
-    store, dead = CrashingStore(rng), DeadLetterList()
-    queue = list(batches)
-    while queue:
-        batch = queue.pop(0)
-        try:
-            process(name, PROJECTIONS[name], batch, store, dead, final_attempt=False)
-        except ConnectionError:
-            queue.insert(0, batch)  # not checkpointed: delivered again
-    assert dead.items == []
-    return store
 
 
 def totals_of(store: MemoryStore, container: str) -> dict[str, dict]:
@@ -381,29 +316,11 @@ def expected_from_write_side(db: Database) -> dict[str, dict]:
     return {"customers": customers, "days": days, "products": products}
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(ops=st.lists(operation, min_size=3, max_size=25), seed=st.integers(0, 2**32))
-def test_aggregates_equal_the_write_side_under_crashes_and_hostile_delivery(
-    tmp_path_factory, ops, seed
-):
-    rng = random.Random(seed)
-    with mock.patch(
-        "uuid.uuid4", lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
-    ):
-        history = History(tmp_path_factory.mktemp("history"))
-        for op in [("customer", 1), ("product", 250, 20), ("product", 999, 5), *ops]:
-            history.apply(op)
-    deliveries = deliveries_of(history.events())
+def check_aggregates(history: History, stores: dict[str, MemoryStore]) -> None:
+    """Every aggregate the queries read equals its recomputation from the write side."""
     expected = expected_from_write_side(history.db)
 
-    customers = totals_of(
-        project_with_crashes("customer-view", hostile_schedule(deliveries, rng), rng),
-        "customer-orders",
-    )
+    customers = totals_of(stores["customer-view"], "customer-orders")
     for customer_id in history.customers:
         want = expected["customers"].get(customer_id)
         got = aggregates.customer_totals(customers.get(customer_id))
@@ -413,10 +330,7 @@ def test_aggregates_equal_the_write_side_under_crashes_and_hostile_delivery(
         for status, count in got["ordersByStatus"].items():
             assert count == (want["statuses"].get(status, 0) if want else 0)
 
-    products = totals_of(
-        project_with_crashes("product-view", hostile_schedule(deliveries, rng), rng),
-        "product-sales",
-    )
+    products = totals_of(stores["product-view"], "product-sales")
     for product_id in history.products:
         want = expected["products"].get(product_id, {"units": 0, "revenue": 0})
         got = aggregates.product_sales(products.get(product_id))
@@ -425,8 +339,7 @@ def test_aggregates_equal_the_write_side_under_crashes_and_hostile_delivery(
             want["revenue"],
         )
 
-    shards = project_with_crashes("sales-stats", hostile_schedule(deliveries, rng), rng)
-    totals = list(totals_of(shards, "daily-sales").values())
+    totals = list(totals_of(stores["sales-stats"], "daily-sales").values())
     assert all(doc["dayShard"].startswith(doc["day"]) for doc in totals)
     for day, want in expected["days"].items():
         stats = aggregates.sales_stats(
@@ -440,3 +353,162 @@ def test_aggregates_equal_the_write_side_under_crashes_and_hostile_delivery(
         )
         top = {p["productId"]: p["units"] for p in stats["topProducts"]}
         assert all(units > 0 for units in top.values())
+
+
+class HostileDelivery(RuleBasedStateMachine):
+    """Commands run through the real handlers, interleaved with deliveries of their events
+    to every projection as a crashing, retrying, unordered transport delivers them:
+    batches of any size, publish races (reordering, even within a partition), partitions
+    interleaved, redelivery after a crash before the checkpoint, lone duplicates, and
+    crashes between the writes of a batch (the batch comes again).
+
+    Whenever every published event has been delivered, each projection holds the
+    documents one in-order delivery gives, and every aggregate equals its recomputation
+    from the write side; the run ends by delivering what is left and checking again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="history-"))
+        self.stores = {name: CrashingStore() for name in PROJECTIONS}
+        # The same events, each delivered once in publish order: what every store must match.
+        self.in_order = {name: MemoryStore() for name in PROJECTIONS}
+        self.dead = DeadLetterList()
+        self.sequence: dict[str, int] = {}
+        self.published = 0
+        self.pending: list[Delivery] = []  # published, not yet delivered
+        self.delivered: list[Delivery] = []  # delivered at least once, in that order
+
+    @initialize(seed=st.integers(0, 2**32))
+    def start(self, seed: int) -> None:
+        rng = random.Random(seed)
+        # Ids decide partitions: draw them from the seed so a failing example replays exactly.
+        self.ids = mock.patch(
+            "uuid.uuid4", lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+        )
+        self.ids.start()
+        self.history = History(self.root)
+        for op in [
+            ("customer", 1),
+            ("customer", 2),
+            ("product", 250, 20),
+            ("product", 999, 5),
+        ]:
+            self.command(op)
+
+    @rule(op=operation)
+    def command(self, op: tuple) -> None:
+        self.history.apply(op)
+        for event in self.history.events()[self.published :]:
+            partition = partition_of(event)
+            self.sequence[partition] = self.sequence.get(partition, -1) + 1
+            delivery = Delivery(event.to_bytes(), partition, self.sequence[partition])
+            self.published += 1
+            self.pending.append(delivery)
+            for name, store in self.in_order.items():
+                process(
+                    name,
+                    PROJECTIONS[name],
+                    [delivery],
+                    store,
+                    self.dead,
+                    final_attempt=True,
+                )
+
+    def _process(self, batch: list[Delivery]) -> None:
+        for name, store in self.stores.items():
+            process(
+                name, PROJECTIONS[name], batch, store, self.dead, final_attempt=True
+            )
+
+    def _deliver(self, batch: list[Delivery]) -> None:
+        self._process(batch)
+        self.pending = [d for d in self.pending if not any(d is b for b in batch)]
+        self.delivered += batch
+
+    @precondition(lambda self: self.pending)
+    @rule(size=st.integers(1, 5))
+    def deliver(self, size: int) -> None:
+        """The next batch as published."""
+        self._deliver(self.pending[:size])
+
+    @precondition(lambda self: self.pending)
+    @rule(partition=st.integers(0, PARTITIONS - 1), size=st.integers(1, 5))
+    def deliver_partition(self, partition: int, size: int) -> None:
+        """The next batch of one partition: Event Hubs order, partitions interleaved."""
+        batch = [d for d in self.pending if d.partition == str(partition)][:size]
+        if batch:
+            self._deliver(batch)
+
+    @precondition(lambda self: len(self.pending) > 1)
+    @rule(data=st.data())
+    def reorder(self, data: st.DataObject) -> None:
+        """Publish races: what is not delivered yet arrives in any order."""
+        self.pending = data.draw(st.permutations(self.pending), label="pending")
+
+    @precondition(lambda self: self.delivered)
+    @rule(start=st.integers(0, 10**6), length=st.integers(1, 6))
+    def redeliver(self, start: int, length: int) -> None:
+        """A crash before the checkpoint: a stretch already delivered comes again."""
+        start %= len(self.delivered)
+        self._process(self.delivered[start : start + length])
+
+    @precondition(lambda self: self.delivered)
+    @rule(index=st.integers(0, 10**6))
+    def duplicate(self, index: int) -> None:
+        self._process([self.delivered[index % len(self.delivered)]])
+
+    @precondition(lambda self: self.pending)
+    @rule(size=st.integers(1, 5), cut=st.integers(0, 12))
+    def crash_mid_batch(self, size: int, cut: int) -> None:
+        """The store fails after `cut` writes of the batch: no checkpoint, so the batch
+        stays pending and comes again."""
+        batch = self.pending[:size]
+        for name, store in self.stores.items():
+            store.crash_after = cut
+            with pytest.raises(ConnectionError):
+                process(
+                    name, PROJECTIONS[name], batch, store, self.dead, final_attempt=True
+                )
+
+    @precondition(lambda self: self.pending)
+    @rule(size=st.integers(1, 5))
+    def catch_up(self, size: int) -> None:
+        """Everything pending, in batches of `size`."""
+        while self.pending:
+            self._deliver(self.pending[:size])
+
+    @invariant()
+    def caught_up_projections_match(self) -> None:
+        if self.pending:
+            return
+        assert self.dead.items == []
+        for name, store in self.stores.items():
+            expected = self.in_order[name].documents()
+            actual = store.documents()
+            differing = {
+                k: (actual.get(k), expected.get(k))
+                for k in expected.keys() | actual.keys()
+                if actual.get(k) != expected.get(k)
+            }
+            assert not differing, f"{name}: {differing}"
+        check_aggregates(self.history, self.stores)
+
+    def teardown(self) -> None:
+        try:
+            if hasattr(self, "history"):
+                self.catch_up(5)
+                self.caught_up_projections_match()
+        finally:
+            if hasattr(self, "ids"):
+                self.ids.stop()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+HostileDelivery.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_any_delivery_converges_to_the_write_side = HostileDelivery.TestCase
