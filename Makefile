@@ -69,7 +69,7 @@ openapi: $(PY_STAMP) ## regenerate infra/openapi.json (the OpenAPI 3.0 rendering
 	$(PY) -m devtools.openapi --version 3.0 > infra/openapi.json
 
 infra-check: $(PY_STAMP) ## offline checks of infra/ (Bicep parsers, checkov, drift against the code)
-	$(PY) -m pytest tests/test_infra.py tests/test_infra_types.py tests/test_postprovision.py $(PYTEST_ARGS)
+	$(PY) -m pytest tests/test_infra.py tests/test_infra_*.py tests/test_postprovision.py $(PYTEST_ARGS)
 
 bench: deps ## measure (statements, latencies, Cosmos requests per event) beside devtools/bench_baseline.json
 	$(PY) -m devtools.bench $(BENCH_ARGS)

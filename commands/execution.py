@@ -31,6 +31,7 @@ from shared.errors import (
     hide_unless_owned,
 )
 from shared.events import Event
+from shared.formats import etag
 from shared.publisher import EventPublisher, publisher
 from shared.sql.db import (
     Database,
@@ -123,7 +124,7 @@ class CommandContext:
         if self.expected_version is not None and self.expected_version != current:
             raise PreconditionFailed(
                 f"The resource is at version {current}, not {self.expected_version}.",
-                headers={"ETag": f'"{current}"'},
+                headers={"ETag": etag(current)},
             )
 
 
@@ -153,7 +154,7 @@ def accepted(
     return CommandResult(
         {"id": aggregate_id, "version": version, **extra},
         location=location,
-        etag=f'"{version}"',
+        etag=etag(version),
     )
 
 

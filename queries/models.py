@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from shared import formats
+from shared.formats import MAX_VERSION
+from shared.money import MAX_MONEY
 
 OrderStatus = Literal["placed", "shipped", "delivered", "cancelled"]
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
@@ -33,8 +35,6 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_TOKEN_CHARS = 8192
 MAX_STATS_DAYS = 366
-MAX_VERSION = 999_999_999  # versions have at most 9 digits (If-Match says so too)
-MAX_MONEY = Decimal("9999999999999.99")
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

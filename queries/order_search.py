@@ -11,12 +11,13 @@ Each ORDER BY here has its composite index in shared/topology.json.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
 from queries import tokens
 from shared.encoding import to_jsonable
+from shared.formats import instant
 from shared.read_model import CONTRIBUTION
 
 ORDERS = "orders"
@@ -33,14 +34,6 @@ ORDER_BY_STATUS = "c.status ASC, c.placedAt DESC, c.id DESC"
 AFTER = (
     "(c.placedAt < @afterPlacedAt OR (c.placedAt = @afterPlacedAt AND c.id < @afterId))"
 )
-
-
-def instant(moment: datetime) -> str:
-    """A UTC instant in the read model's placedAt format (fixed width: a four-digit year,
-    microseconds even on a whole second), so text order is time order."""
-    return (
-        moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
 
 
 class Filters(TypedDict):

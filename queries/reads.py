@@ -19,6 +19,7 @@ from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from shared.cosmos import REQUEST_TIMEOUT_SECONDS, container
 from shared.errors import NotFound
+from shared.formats import etag
 from shared.http import Response
 
 FETCH_ALL = 1000  # items per request when a query reads everything it matches
@@ -81,7 +82,7 @@ def read_with_min_version(
     if document is None:
         stale = {"X-Read-Model-Stale": "true"} if min_version is not None else {}
         raise not_projected(what, stale)
-    headers = {"ETag": f'"{document["version"]}"'}
+    headers = {"ETag": etag(document["version"])}
     if min_version is not None and document["version"] < min_version:
         headers["X-Read-Model-Stale"] = "true"
     return Response(shape(document), headers=headers)

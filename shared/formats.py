@@ -29,6 +29,13 @@ DAY = (
 
 # If-Match: the version as the ETag carries it, in quotes (a weak W/ prefix is ignored).
 IF_MATCH = '^(W/)?"[0-9]{1,9}"$'
+MAX_VERSION = 999_999_999  # the 9 digits above
+
+
+def etag(version: int) -> str:
+    """The ETag of a resource at `version` (what If-Match sends back)."""
+    return f'"{version}"'
+
 # Idempotency-Key: 1 to 200 printable ASCII characters (an RFC 8941 string's alphabet);
 # HTTP removes spaces around a header value, so the value neither starts nor ends with one.
 IDEMPOTENCY_KEY = "^[!-~]([ -~]{0,198}[!-~])?$"
@@ -42,4 +49,7 @@ UUID_RE = re.compile(UUID)
 def instant(moment: datetime) -> str:
     """A UTC instant at fixed width (a whole second keeps its .000000), so the text sorts as
     the time does: the format of every timestamp in events and the read model."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: %Y drops the leading zeros of a year before 1000.
+    return (
+        moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )

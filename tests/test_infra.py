@@ -21,7 +21,6 @@ from tests.infra_support import (
     main_modules,
     parsed,
     rel,
-    render,  # noqa: F401 - tests/test_observability_infra.py imports it from here
     tree_sitter_parser,
 )
 

@@ -2,7 +2,7 @@
 workbook.json): they parse, they use only properties their resource types have, every
 metric and dimension they query is one the code emits, and the thresholds are issue 12's.
 
-The Bicep files themselves are also parsed and run through checkov by tests/test_infra.py.
+The Bicep files themselves are also parsed and run through checkov by tests/test_infra*.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from pycep import BicepParser
 
 from shared.telemetry import METRICS
-from tests.test_infra import render
+from tests.infra_support import render
 
 REPO = Path(__file__).resolve().parent.parent
 INFRA = REPO / "infra"

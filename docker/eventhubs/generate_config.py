@@ -3,7 +3,7 @@
 
 The emulator creates its namespace, hubs and consumer groups from this file at start-up,
 so it must name the same hub, partition count and consumer groups as the code and
-infra/ (tests/test_infra.py fails when the checked-in file drifts).
+infra/ (tests/test_infra_deploy.py fails when the checked-in file drifts).
 
     python docker/eventhubs/generate_config.py
 """

@@ -1,7 +1,7 @@
 // Flex Consumption (FC1) plan and the Python 3.11 Function App. Every connection is
 // identity-based through the one user-assigned identity: no key or connection string
 // is stored in an app setting. The app settings below must cover every setting that
-// shared/config.py marks azure="required" (tests/test_infra.py checks it). Callers are
+// shared/config.py marks azure="required" (tests/test_infra_function_app.py checks it). Callers are
 // authenticated by the app itself (AUTH_* settings: Microsoft Entra tokens for the API's app
 // registration), not by Functions keys.
 
