@@ -206,18 +206,7 @@ def insert_order(tx: Transaction, order: Order) -> None:
         ),
     )
     for line_no, line in enumerate(order.lines, start=1):
-        tx.execute(
-            INSERT_LINE,
-            (
-                order.id,
-                line.product_id,
-                line.sku,
-                line.name,
-                line.unit_price_cents,
-                line.quantity,
-                line_no,
-            ),
-        )
+        _insert_line(tx, order.id, line, line_no)
 
 
 def get_order(
@@ -368,7 +357,10 @@ def set_line_quantity(
 
 
 def add_line(tx: Transaction, order_id: str, line: OrderLine) -> None:
-    line_no = tx.value(NEXT_LINE_NO, (order_id,))
+    _insert_line(tx, order_id, line, tx.value(NEXT_LINE_NO, (order_id,)))
+
+
+def _insert_line(tx: Transaction, order_id: str, line: OrderLine, line_no: int) -> None:
     tx.execute(
         INSERT_LINE,
         (
