@@ -8,7 +8,7 @@ guards it and the version it applies, so a repeated or stale event is a no-op.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,38 +122,22 @@ class Counted:
 
 def aggregate_after(
     aggregate: dict[str, Any] | None,
-    changes: list[tuple[dict[str, Any] | None, Counted]],
+    changes: Sequence[tuple[dict[str, Any] | None, Counted]],
     pk_field: str,
     partition_key: str,
 ) -> dict[str, Any]:
     """The aggregate document once each (old contribution or None, new one) is applied."""
-    counters = dict((aggregate or {}).get("counters", {}))
-    maxima = dict((aggregate or {}).get("maxima", {}))
-    labels = {k: dict(v) for k, v in (aggregate or {}).get("labels", {}).items()}
+    stored = aggregate or {}
+    counters = dict(stored.get("counters", {}))
+    maxima = dict(stored.get("maxima", {}))
+    labels = {k: dict(v) for k, v in stored.get("labels", {}).items()}
     for old, new in changes:
-        before = (old or {}).get("counts", {})
-        for name in before.keys() | new.counts.keys():
-            counters[name] = (
-                counters.get(name, 0) + new.counts.get(name, 0) - before.get(name, 0)
-            )
-            if counters[name] == 0:
-                del counters[name]
-        for name, value in new.maxima.items():
-            if name not in maxima or value > maxima[name]:
-                maxima[name] = value
-        for name, text, step in [
-            *((n, t, -1) for n, t in (old or {}).get("labels", {}).items()),
-            *((n, t, 1) for n, t in new.labels.items()),
-        ]:
-            texts = labels.setdefault(name, {})
-            texts[text] = texts.get(text, 0) + step
-            if not texts[text]:
-                del texts[text]
-            if not texts:
-                del labels[name]
+        _add_counts(counters, (old or {}).get("counts", {}), new.counts)
+        _raise_maxima(maxima, new.maxima)
+        _move_labels(labels, (old or {}).get("labels", {}), new.labels)
     fields = changes[-1][1].aggregate_fields if changes else {}
     return {
-        **{k: v for k, v in (aggregate or {}).items() if not k.startswith("_")},
+        **{k: v for k, v in stored.items() if not k.startswith("_")},
         **fields,
         "id": AGGREGATE_ID,
         pk_field: partition_key,
@@ -162,6 +146,41 @@ def aggregate_after(
         "maxima": maxima,
         "labels": labels,
     }
+
+
+def _add_counts(
+    counters: dict[str, int], before: dict[str, int], after: dict[str, int]
+) -> None:
+    """Counters move by the contribution's difference; a counter at zero is dropped."""
+    for name in before.keys() | after.keys():
+        counters[name] = (
+            counters.get(name, 0) + after.get(name, 0) - before.get(name, 0)
+        )
+        if counters[name] == 0:
+            del counters[name]
+
+
+def _raise_maxima(maxima: dict[str, Any], values: dict[str, Any]) -> None:
+    """Maxima only grow."""
+    for name, value in values.items():
+        if name not in maxima or value > maxima[name]:
+            maxima[name] = value
+
+
+def _move_labels(
+    labels: dict[str, dict[str, int]], before: dict[str, str], after: dict[str, str]
+) -> None:
+    """The replaced contribution takes its texts back, the new one adds its own."""
+    steps = [(n, t, -1) for n, t in before.items()] + [
+        (n, t, 1) for n, t in after.items()
+    ]
+    for name, text, step in steps:
+        texts = labels.setdefault(name, {})
+        texts[text] = texts.get(text, 0) + step
+        if not texts[text]:
+            del texts[text]
+        if not texts:
+            del labels[name]
 
 
 def aggregate_of(
