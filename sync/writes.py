@@ -9,7 +9,7 @@ guards it and the version it applies, so a repeated or stale event is a no-op.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.read_model import AGGREGATE, AGGREGATE_ID, CONTRIBUTION
@@ -40,10 +40,16 @@ class Upsert:
     # Apply to an existing document only when its guard is at least this: a projection's
     # recorded position advances from where it stands, never across a gap.
     requires_at_least: int | None = None
+    # The batch this write stands for holds the document's first version (`collapse`).
+    includes_first: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.container, self.partition_key, self.id, self.guard)
+
+    def is_first(self) -> bool:
+        """The document most likely does not exist yet: create it before anything else."""
+        return self.version == 1 or self.includes_first
 
     def may_create(self) -> bool:
         """A missing document may be created, unless the write must continue from a value
@@ -102,10 +108,16 @@ class Counted:
     maxima: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     aggregate_fields: dict[str, Any] = field(default_factory=dict)
+    # The batch this write stands for holds the contribution's first version (`collapse`).
+    includes_first: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.container, self.partition_key, self.id, self.guard)
+
+    def is_first(self) -> bool:
+        """The contribution most likely does not exist yet."""
+        return self.version == 1 or self.includes_first
 
     def document(self) -> dict[str, Any]:
         return {
@@ -231,15 +243,26 @@ Write = Upsert | FanOut | Counted
 def collapse(writes: Iterable[Write]) -> list[Write]:
     """Keep, per document part, only the newest write: a batch becomes one write per document.
 
+    A kept write whose document's first version was among those it replaces is marked
+    `includes_first` (the document is most likely new: the writer creates it first).
     Upserts and contributions come before fan-outs, so a document created in this
     batch is reached by a fan-out of the same batch.
     """
     newest: dict[tuple, Write] = {}
+    firsts: set[tuple] = set()
     for write in writes:
+        if write.version == 1:
+            firsts.add(write.key)
         current = newest.get(write.key)
         if current is None or write.version > current.version:
             newest[write.key] = write
-    return sorted(newest.values(), key=lambda w: isinstance(w, FanOut))
+    kept = [
+        replace(w, includes_first=True)
+        if w.key in firsts and isinstance(w, Upsert | Counted) and not w.is_first()
+        else w
+        for w in newest.values()
+    ]
+    return sorted(kept, key=lambda w: isinstance(w, FanOut))
 
 
 SNAPSHOT_BOOKKEEPING = ("id", "projection", "kind", "version")
