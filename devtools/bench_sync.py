@@ -49,21 +49,61 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def generate_stream(root: Path, target_events: int, seed: int = 10) -> list[Any]:
     """Run a realistic mix of commands until the outbox holds `target_events` events;
     return them as stored in the local event log (partition, sequence number, body)."""
-    from commands import handlers, models
     from shared import config
 
-    partitions = config.topology()["eventHub"]["partitionCount"]
-    rng = random.Random(seed)
-    cmd = InProcessCommands(root, partitions)
-    customers: list[str] = []
-    products: list[str] = []
-    placed: list[
-        dict[str, Any]
-    ] = []  # open orders: {"id", "lines": set of product ids}
-    shipped: list[str] = []
+    shop = _Shop(root, config.topology()["eventHub"]["partitionCount"], seed)
+    for i in range(40):
+        shop.register(i)
+    # A few customers place most orders, as in any shop.
+    shop.weights = [1 / (1 + i) for i in range(len(shop.customers))]
+    for i in range(20):
+        shop.create_product(i)
+    while shop.cmd.event_count() < target_events:
+        shop.step(shop.rng.random())
+    log = shop.cmd.publisher.log
+    return [e for p in log.partition_ids for e in log.read(p, None, 10**9)]
 
-    def register(i: int) -> None:
-        body = cmd.run(
+
+class _Shop:
+    """The stream's commands: what each does, and the ids they created."""
+
+    def __init__(self, root: Path, partitions: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.cmd = InProcessCommands(root, partitions)
+        self.customers: list[str] = []
+        self.products: list[str] = []
+        self.placed: list[dict[str, Any]] = []  # open orders: {"id", "lines": set}
+        self.shipped: list[str] = []
+        self.weights: list[float] = []  # of the customers placing orders
+        # (roll below, needs, command): the first whose roll and need are met runs.
+        self.moves: list[tuple[float, Callable[[], bool], Callable[[], None]]] = [
+            (0.57, _always, self.ship),
+            (0.65, lambda: bool(self.shipped), self.deliver),
+            (0.70, _always, self.cancel),
+            (0.76, _always, self.add_item),
+            (0.79, _always, self.remove_item),
+            (0.82, _always, self.change_address),
+            (0.90, _always, self.adjust_stock),
+            (0.94, _always, self.change_product),
+            (0.97, _always, self.rename),
+        ]
+
+    def step(self, roll: float) -> None:
+        if roll < 0.45 or not self.placed:
+            return self.place()
+        for below, needs, move in self.moves:
+            if roll < below and needs():
+                return move()
+        self.register(len(self.customers))
+        self.weights.append(1 / len(self.customers))
+
+    def _customer(self) -> str:
+        return self.rng.choices(self.customers, self.weights[: len(self.customers)])[0]
+
+    def register(self, i: int) -> None:
+        from commands import handlers, models
+
+        body = self.cmd.run(
             handlers.register_customer,
             models.RegisterCustomer(
                 name=f"Customer {i}",
@@ -71,12 +111,12 @@ def generate_stream(root: Path, target_events: int, seed: int = 10) -> list[Any]
                 creditLimit=Decimal(10**9),
             ),
         )
-        customers.append(body["id"])
+        self.customers.append(body["id"])
 
-    for i in range(40):
-        register(i)
-    for i in range(20):
-        body = cmd.run(
+    def create_product(self, i: int) -> None:
+        from commands import handlers, models
+
+        body = self.cmd.run(
             handlers.create_product,
             models.CreateProduct(
                 sku=f"SKU-{uuid.uuid4().hex[:10]}",
@@ -85,98 +125,125 @@ def generate_stream(root: Path, target_events: int, seed: int = 10) -> list[Any]
                 stock=10**6,
             ),
         )
-        products.append(body["id"])
-    # A few customers place most orders, as in any shop.
-    weights = [1 / (1 + i) for i in range(len(customers))]
-    while cmd.event_count() < target_events:
-        roll = rng.random()
-        if roll < 0.45 or not placed:
-            lines = rng.sample(products, rng.randint(1, 3))
-            body = cmd.run(
-                handlers.place_order,
-                models.PlaceOrder(
-                    customerId=rng.choices(customers, weights[: len(customers)])[0],
-                    items=[
-                        models.OrderLineRequest(productId=p, quantity=rng.randint(1, 4))
-                        for p in lines
-                    ],
-                    shippingAddress=models.Address(**ADDRESS),
-                ),
-            )
-            placed.append({"id": body["id"], "lines": set(lines)})
-        elif roll < 0.57:
-            order = placed.pop(rng.randrange(len(placed)))
-            cmd.run(
-                handlers.ship_order,
-                models.ShipOrder(trackingNumber=f"1Z{rng.randint(0, 10**8)}"),
+        self.products.append(body["id"])
+
+    def place(self) -> None:
+        from commands import handlers, models
+
+        lines = self.rng.sample(self.products, self.rng.randint(1, 3))
+        body = self.cmd.run(
+            handlers.place_order,
+            models.PlaceOrder(
+                customerId=self._customer(),
+                items=[
+                    models.OrderLineRequest(
+                        productId=p, quantity=self.rng.randint(1, 4)
+                    )
+                    for p in lines
+                ],
+                shippingAddress=models.Address(**ADDRESS),
+            ),
+        )
+        self.placed.append({"id": body["id"], "lines": set(lines)})
+
+    def ship(self) -> None:
+        from commands import handlers, models
+
+        order = self.placed.pop(self.rng.randrange(len(self.placed)))
+        self.cmd.run(
+            handlers.ship_order,
+            models.ShipOrder(trackingNumber=f"1Z{self.rng.randint(0, 10**8)}"),
+            order_id=order["id"],
+        )
+        self.shipped.append(order["id"])
+
+    def deliver(self) -> None:
+        from commands import handlers, models
+
+        self.cmd.run(
+            handlers.deliver_order,
+            models.NoBody(),
+            order_id=self.shipped.pop(self.rng.randrange(len(self.shipped))),
+        )
+
+    def cancel(self) -> None:
+        from commands import handlers, models
+
+        order = self.placed.pop(self.rng.randrange(len(self.placed)))
+        self.cmd.run(
+            handlers.cancel_order,
+            models.CancelOrder(reason="changed mind"),
+            order_id=order["id"],
+        )
+
+    def add_item(self) -> None:
+        from commands import handlers, models
+
+        order = self.rng.choice(self.placed)
+        product = self.rng.choice(self.products)
+        if product not in order["lines"]:
+            self.cmd.run(
+                handlers.add_item,
+                models.AddItem(productId=product, quantity=self.rng.randint(1, 3)),
                 order_id=order["id"],
             )
-            shipped.append(order["id"])
-        elif roll < 0.65 and shipped:
-            cmd.run(
-                handlers.deliver_order,
+            order["lines"].add(product)
+
+    def remove_item(self) -> None:
+        from commands import handlers, models
+
+        order = self.rng.choice(self.placed)
+        if len(order["lines"]) > 1:
+            product = self.rng.choice(sorted(order["lines"]))
+            self.cmd.run(
+                handlers.remove_item,
                 models.NoBody(),
-                order_id=shipped.pop(rng.randrange(len(shipped))),
-            )
-        elif roll < 0.70:
-            order = placed.pop(rng.randrange(len(placed)))
-            cmd.run(
-                handlers.cancel_order,
-                models.CancelOrder(reason="changed mind"),
                 order_id=order["id"],
+                product_id=product,
             )
-        elif roll < 0.76:
-            order = rng.choice(placed)
-            product = rng.choice(products)
-            if product not in order["lines"]:
-                cmd.run(
-                    handlers.add_item,
-                    models.AddItem(productId=product, quantity=rng.randint(1, 3)),
-                    order_id=order["id"],
-                )
-                order["lines"].add(product)
-        elif roll < 0.79:
-            order = rng.choice(placed)
-            if len(order["lines"]) > 1:
-                product = rng.choice(sorted(order["lines"]))
-                cmd.run(
-                    handlers.remove_item,
-                    models.NoBody(),
-                    order_id=order["id"],
-                    product_id=product,
-                )
-                order["lines"].discard(product)
-        elif roll < 0.82:
-            cmd.run(
-                handlers.change_shipping_address,
-                models.Address(
-                    **{**ADDRESS, "street": f"{rng.randint(1, 999)} Elm St"}
-                ),
-                order_id=rng.choice(placed)["id"],
-            )
-        elif roll < 0.90:
-            cmd.run(
-                handlers.adjust_stock,
-                models.AdjustStock(delta=rng.randint(1, 50)),
-                product_id=rng.choice(products),
-            )
-        elif roll < 0.94:
-            cmd.run(
-                handlers.change_product,
-                models.ChangeProduct(price=Decimal(rng.randint(100, 5000)) / 100),
-                product_id=rng.choice(products),
-            )
-        elif roll < 0.97:
-            cmd.run(
-                handlers.change_customer,
-                models.ChangeCustomer(name=f"Renamed {rng.randint(0, 10**6)}"),
-                customer_id=rng.choices(customers, weights[: len(customers)])[0],
-            )
-        else:
-            register(len(customers))
-            weights.append(1 / len(customers))
-    log = cmd.publisher.log
-    return [e for p in log.partition_ids for e in log.read(p, None, 10**9)]
+            order["lines"].discard(product)
+
+    def change_address(self) -> None:
+        from commands import handlers, models
+
+        self.cmd.run(
+            handlers.change_shipping_address,
+            models.Address(
+                **{**ADDRESS, "street": f"{self.rng.randint(1, 999)} Elm St"}
+            ),
+            order_id=self.rng.choice(self.placed)["id"],
+        )
+
+    def adjust_stock(self) -> None:
+        from commands import handlers, models
+
+        self.cmd.run(
+            handlers.adjust_stock,
+            models.AdjustStock(delta=self.rng.randint(1, 50)),
+            product_id=self.rng.choice(self.products),
+        )
+
+    def change_product(self) -> None:
+        from commands import handlers, models
+
+        self.cmd.run(
+            handlers.change_product,
+            models.ChangeProduct(price=Decimal(self.rng.randint(100, 5000)) / 100),
+            product_id=self.rng.choice(self.products),
+        )
+
+    def rename(self) -> None:
+        from commands import handlers, models
+
+        self.cmd.run(
+            handlers.change_customer,
+            models.ChangeCustomer(name=f"Renamed {self.rng.randint(0, 10**6)}"),
+            customer_id=self._customer(),
+        )
+
+
+def _always() -> bool:
+    return True
 
 
 def trigger_batches(stored: list[Any], batch_size: int) -> list[list[Any]]:

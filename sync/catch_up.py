@@ -57,24 +57,34 @@ def gaps(
     for partition, (tail, tail_time) in tails.items():
         if tail is None:
             continue
-        doc = recorded.get(str(partition))
-        if doc is None:
-            idle = (now - utc(tail_time)).total_seconds() if tail_time else float("inf")
-            if idle >= stale_after_seconds:
-                found.append(Gap(str(partition), -1, tail))
-            continue
-        applied = doc.get("sequenceNumber")
-        if applied is None or tail <= applied:
-            continue
-        moved = doc.get("appliedAt")
-        idle = (
-            (now - utc(datetime.fromisoformat(moved))).total_seconds()
-            if moved
-            else float("inf")
-        )
-        if idle >= stale_after_seconds:
-            found.append(Gap(str(partition), applied, tail))
+        gap = _gap(str(partition), recorded.get(str(partition)), tail, tail_time, now)
+        if gap is not None and gap[1] >= stale_after_seconds:
+            found.append(gap[0])
     return found
+
+
+def _gap(
+    partition: str,
+    doc: dict[str, Any] | None,
+    tail: int,
+    tail_time: datetime | None,
+    now: datetime,
+) -> tuple[Gap, float] | None:
+    """The partition's gap and how long it has stood still, or None when it has none."""
+    if doc is None:
+        return Gap(partition, -1, tail), _seconds_since(tail_time, now)
+    applied = doc.get("sequenceNumber")
+    if applied is None or tail <= applied:
+        return None
+    moved = doc.get("appliedAt")
+    return Gap(partition, applied, tail), _seconds_since(
+        datetime.fromisoformat(moved) if moved else None, now
+    )
+
+
+def _seconds_since(moment: datetime | None, now: datetime) -> float:
+    """Time elapsed since `moment`; forever when it is unknown."""
+    return (now - utc(moment)).total_seconds() if moment else float("inf")
 
 
 def catch_up(
@@ -86,54 +96,24 @@ def catch_up(
     dead_letters: DeadLetters,
 ) -> dict[str, int]:
     """Apply each gap from the event log; returns events re-driven per partition."""
+
+    def apply(gap: Gap, page: list[StoredEvent], after: int) -> bool:
+        # Final attempt: a poison event is dead-lettered; a dependency still failing
+        # stops the pass with the position unmoved, for the next one.
+        result = process(
+            projection,
+            plan,
+            [_delivery(gap.partition, e) for e in page],
+            writer,
+            dead_letters,
+            final_attempt=True,
+            after=after,
+        )
+        return not result.unapplied
+
     driven: dict[str, int] = {}
     for gap in found:
-        after, count = gap.after, 0
-        while after < gap.until:
-            page = [
-                e
-                for e in read(gap.partition, after, PAGE)
-                if e.sequence_number <= gap.until
-            ]
-            if not page:
-                break
-            # From the start (-1), the log may begin later: older events expired unread.
-            if after >= 0 and page[0].sequence_number != after + 1:
-                log.error(
-                    "%s: partition %s events %d..%d are no longer in the event log "
-                    "(retention); rebuild the projection from the outbox",
-                    projection,
-                    gap.partition,
-                    after + 1,
-                    page[0].sequence_number - 1,
-                )
-                break
-            deliveries = [
-                Delivery(
-                    e.body,
-                    gap.partition,
-                    e.sequence_number,
-                    e.offset,
-                    utc(e.enqueued_time),
-                    e.properties,
-                )
-                for e in page
-            ]
-            # Final attempt: a poison event is dead-lettered; a dependency still failing
-            # stops the pass with the position unmoved, for the next one.
-            result = process(
-                projection,
-                plan,
-                deliveries,
-                writer,
-                dead_letters,
-                final_attempt=True,
-                after=after,
-            )
-            if result.unapplied:
-                break
-            after = page[-1].sequence_number
-            count += len(page)
+        count, after = _drive(projection, gap, read, apply)
         if count:
             log.warning(
                 "%s: caught up partition %s: %d event(s) re-driven (%d..%d)",
@@ -145,6 +125,51 @@ def catch_up(
             )
         driven[gap.partition] = count
     return driven
+
+
+def _drive(
+    projection: str,
+    gap: Gap,
+    read: Reader,
+    apply: Callable[[Gap, list[StoredEvent], int], bool],
+) -> tuple[int, int]:
+    """Apply one gap page by page; (events applied, last sequence number applied)."""
+    after, count = gap.after, 0
+    while after < gap.until:
+        page = [
+            e
+            for e in read(gap.partition, after, PAGE)
+            if e.sequence_number <= gap.until
+        ]
+        if not page:
+            break
+        # From the start (-1), the log may begin later: older events expired unread.
+        if after >= 0 and page[0].sequence_number != after + 1:
+            log.error(
+                "%s: partition %s events %d..%d are no longer in the event log "
+                "(retention); rebuild the projection from the outbox",
+                projection,
+                gap.partition,
+                after + 1,
+                page[0].sequence_number - 1,
+            )
+            break
+        if not apply(gap, page, after):
+            break
+        after = page[-1].sequence_number
+        count += len(page)
+    return count, after
+
+
+def _delivery(partition: str, event: StoredEvent) -> Delivery:
+    return Delivery(
+        event.body,
+        partition,
+        event.sequence_number,
+        event.offset,
+        utc(event.enqueued_time),
+        event.properties,
+    )
 
 
 def run(now: datetime | None = None) -> dict[str, dict[str, int]]:
@@ -161,7 +186,7 @@ def run(now: datetime | None = None) -> dict[str, dict[str, int]]:
     from sync.telemetry import record_lag
 
     now = now or datetime.now(UTC)
-    stale_after = float(config.get("PROJECTION_CATCH_UP_AFTER_SECONDS"))
+    stale_after = float(str(config.get("PROJECTION_CATCH_UP_AFTER_SECONDS")))
     positions = recorded_positions()
     tails = publisher().partition_tails()
     record_lag(positions, tails, now)  # every pass refreshes the cqrs.sync.lag gauge

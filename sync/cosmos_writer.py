@@ -3,12 +3,17 @@
 An `Upsert` patches the document with a filter predicate on its guard field
 (412: already at this version or newer, nothing to do) and creates it when it
 does not exist (404 -> create; 409 on a concurrent create -> patch again). A
-first version tries the create first: one request on the common path.
+write that stands for a first version (`Upsert.is_first`) tries the create first:
+one request on the common path. A snapshot the batch itself writes counts as
+stored for the documents it creates, so the batch's fan-out need not patch them,
+and a first version's fan-out looks for nothing (no document holds an older one).
 
-`Counted` contributions of one logical partition are applied together: one query
-reads the contributions and the aggregate, one transactional batch replaces what
-changed and the aggregate, each with its etag as precondition (a concurrent writer
-makes the batch fail whole; it is then read and planned again).
+`Counted` contributions of one logical partition are applied together: one
+transactional batch replaces what changed and the aggregate, each with its etag
+as precondition, or creates what is new (a concurrent writer makes the batch
+fail whole; it is then read and planned again). What the batch starts from is
+the partition as this process last wrote it (`sync.known_documents`) when that
+covers every write, else one query reads the contributions and the aggregate.
 
 `execute_all` runs the writes of a batch concurrently (bounded): one task per
 document, or per logical partition for contributions, then the fan-outs.
@@ -34,6 +39,7 @@ from azure.cosmos.exceptions import (
 from shared.cosmos import container_specs
 from shared.encoding import to_jsonable
 from shared.read_model import AGGREGATE_ID
+from sync.known_documents import KnownDocuments, known_documents
 from sync.writes import (
     Counted,
     FanOut,
@@ -88,8 +94,13 @@ def patch_operations(
 class CosmosWriter:
     """Executes writes; counts the requests it makes (for the benchmark and the logs)."""
 
-    def __init__(self, containers: Callable[[str], ContainerProxy]) -> None:
+    def __init__(
+        self,
+        containers: Callable[[str], ContainerProxy],
+        known: KnownDocuments = known_documents,
+    ) -> None:
         self._containers = containers
+        self._known = known
         self._lock = threading.Lock()
         self.requests = 0
 
@@ -155,7 +166,7 @@ class CosmosWriter:
         container (instead of one read before each create)."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for write in upserts:
-            if write.snapshot_of and write.version == 1:
+            if write.snapshot_of and write.is_first():
                 wanted[write.snapshot_of[0]].add(write.snapshot_of[1])
         found: dict[str, dict[str, Any] | None] = {}
         for name, ids in wanted.items():
@@ -167,6 +178,7 @@ class CosmosWriter:
                 enable_cross_partition_query=True,
             ):
                 found[doc["id"]] = doc
+        _overlay_batch_snapshots(found, wanted, upserts)
         return found
 
     def _guarded_patch(
@@ -228,11 +240,7 @@ class CosmosWriter:
     ) -> None:
         container = self._containers(write.container)
         creatable = write.may_create()
-        if (
-            write.version == 1
-            and creatable
-            and self._create(container, write, snapshots)
-        ):
+        if write.is_first() and creatable and self._create(container, write, snapshots):
             return
         for _ in range(3):
             try:
@@ -256,6 +264,10 @@ class CosmosWriter:
         )
 
     def _fan_out(self, write: FanOut) -> None:
+        if write.version == 1:
+            # Versions start at 1: no document can hold an older one (a customer's
+            # registration reaches no order), so there is nothing to look for.
+            return
         container = self._containers(write.container)
         self._count()
         # Only the documents that still hold an older version need the change.
@@ -298,46 +310,133 @@ class CosmosWriter:
 
     def _contribution_batch(self, writes: list[Counted]) -> None:
         name, pk = writes[0].container, writes[0].partition_key
-        field = pk_field(name)
         container = self._containers(name)
-        ids = sorted({w.id for w in writes} | {AGGREGATE_ID})
+        link = container.container_link
+        # What this process last saw of the partition, when that covers every write;
+        # the batch's preconditions check it (otherwise the partition is read first).
+        stored = self._guess(link, pk, writes)
+        guessed = stored is not None
         for _ in range(CONTENTION_ATTEMPTS):
-            self._count()
-            stored = {
-                doc["id"]: doc
-                for doc in container.query_items(
-                    f"SELECT * FROM c WHERE c.{field} = @pk AND ARRAY_CONTAINS(@ids, c.id)",
-                    parameters=[
-                        {"name": "@pk", "value": pk},
-                        {"name": "@ids", "value": ids},
-                    ],
-                    partition_key=pk,
-                )
-            }
+            if stored is None:
+                stored = self._read_partition(container, name, pk, writes)
             changes = pending_changes(stored, writes)
+            if not changes and guessed:
+                stored, guessed = None, False  # "nothing to do" is confirmed by a read
+                continue
             if not changes:
                 return  # every contribution already at its version or newer
-            aggregate = stored.get(AGGREGATE_ID)
-            operations = [
-                _replace_or_create(old, new.document()) for old, new in changes
-            ]
-            operations.append(
-                _replace_or_create(
-                    aggregate, aggregate_after(aggregate, changes, field, pk)
-                )
-            )
-            self._count()
-            try:
-                container.execute_item_batch(operations, partition_key=pk)
+            if self._apply_changes(container, name, pk, stored, changes):
                 return
-            except CosmosBatchOperationError as exc:
-                if exc.error_index is None or exc.status_code not in RACED:
-                    raise
-                # A concurrent writer (a replayed batch, the catch-up) got there first.
+            stored, guessed = None, False  # raced: read the partition and plan again
         raise RuntimeError(
             f"could not update the aggregate of {name}/{pk}: "
             f"{CONTENTION_ATTEMPTS} concurrent writers in a row"
         )
+
+    def _apply_changes(
+        self,
+        container: ContainerProxy,
+        name: str,
+        pk: str,
+        stored: dict[str, dict[str, Any]],
+        changes: list[tuple[dict[str, Any] | None, Counted]],
+    ) -> bool:
+        """One transactional batch: the changed contributions and the aggregate, each
+        created or replaced with its etag as precondition. False when a concurrent
+        writer (a replayed batch, the catch-up, another instance) got there first."""
+        documents = [new.document() for _, new in changes]
+        aggregate = stored.get(AGGREGATE_ID)
+        documents.append(aggregate_after(aggregate, changes, pk_field(name), pk))
+        olds = [old for old, _ in changes] + [aggregate]
+        link = container.container_link
+        self._count()
+        try:
+            results = container.execute_item_batch(
+                [_replace_or_create(o, d) for o, d in zip(olds, documents)],
+                partition_key=pk,
+            )
+        except CosmosBatchOperationError as exc:
+            if exc.error_index is None or exc.status_code not in RACED:
+                raise
+            self._known.forget(link, pk, [d["id"] for d in documents])
+            return False
+        self._known.remember(link, pk, _as_stored(documents, results))
+        return True
+
+    def _guess(
+        self, link: str, pk: str, writes: list[Counted]
+    ) -> dict[str, dict[str, Any]] | None:
+        """The partition's documents as last seen here, or None when they do not cover the
+        batch: the aggregate must be known, and each contribution known or a first
+        version (which is created, and the batch fails if it exists after all)."""
+        aggregate = self._known.get(link, pk, AGGREGATE_ID)
+        if aggregate is None:
+            return None
+        stored = {AGGREGATE_ID: aggregate}
+        for write in writes:
+            known = self._known.get(link, pk, write.id)
+            if known is not None:
+                stored[write.id] = known
+            elif not write.is_first():
+                return None
+        return stored
+
+    def _read_partition(
+        self, container: ContainerProxy, name: str, pk: str, writes: list[Counted]
+    ) -> dict[str, dict[str, Any]]:
+        """The stored contributions the writes concern, and the partition's aggregate."""
+        ids = sorted({w.id for w in writes} | {AGGREGATE_ID})
+        self._count()
+        stored = {
+            doc["id"]: doc
+            for doc in container.query_items(
+                f"SELECT * FROM c WHERE c.{pk_field(name)} = @pk "
+                "AND ARRAY_CONTAINS(@ids, c.id)",
+                parameters=[
+                    {"name": "@pk", "value": pk},
+                    {"name": "@ids", "value": ids},
+                ],
+                partition_key=pk,
+            )
+        }
+        self._known.remember(container.container_link, pk, stored.values())
+        return stored
+
+
+def _as_stored(
+    documents: list[dict[str, Any]], results: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The documents a successful batch wrote, as stored (the service's copy when it sends
+    one back, else what was sent with the new etag)."""
+    stored = []
+    for document, result in zip(documents, results):
+        body = result.get("resourceBody")
+        if isinstance(body, dict) and body.get("_etag"):
+            stored.append(body)
+        elif result.get("eTag"):
+            stored.append({**to_jsonable(document), "_etag": result["eTag"]})
+    return stored
+
+
+def _overlay_batch_snapshots(
+    found: dict[str, dict[str, Any] | None],
+    wanted: dict[str, set[str]],
+    upserts: list[Upsert],
+) -> None:
+    """Snapshots this batch writes, where newer than the stored ones: they are stored
+    once the batch is applied, so a document created before a snapshot's change in
+    the same batch takes the change at once (the batch's fan-out then skips it)."""
+    for write in upserts:
+        if write.id not in wanted.get(write.container, ()) or write.guard != "version":
+            continue
+        stored = found.get(write.id)
+        if stored is None or stored.get("version", -1) < write.version:
+            found[write.id] = {
+                **(stored or write.on_create),
+                **write.fields,
+                "id": write.id,
+                "version": write.version,
+            }
 
 
 def _replace_or_create(

@@ -20,12 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
 from shared.events import Event
 from sync import unknown_events
+from sync.ports import DeadLetters, Outcome, Writer
 from sync.telemetry import observed_batch
 from sync.writes import Upsert, Write, collapse
 
@@ -61,24 +62,6 @@ class BatchResult:
     ignored: int = 0  # of a type no projection knows
     requests: int = 0
     seconds: float = 0.0
-
-
-class Writer(Protocol):
-    requests: int
-
-    def execute(self, write: Write) -> None: ...
-
-    def execute_all(
-        self, writes: Sequence[Write]
-    ) -> list[tuple[list[Write], BaseException | None]]:
-        """Carry out collapsed writes; per group of writes, the error it met or None."""
-        ...
-
-
-class DeadLetters(Protocol):
-    def put(
-        self, projection: str, delivery: Delivery, error: str, event_id: str | None
-    ) -> str: ...
 
 
 def is_poison(exc: BaseException) -> bool:
@@ -167,6 +150,35 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+@dataclass
+class _Batch:
+    """One call of `process`: what it was given and what it has found so far."""
+
+    projection: str
+    deliveries: Sequence[Delivery]
+    dead_letters: DeadLetters
+    final_attempt: bool
+    result: BatchResult = field(default_factory=BatchResult)
+    events: list[Event] = field(default_factory=list)
+    # Which deliveries planned each document part (to dead-letter them if it is refused).
+    sources: dict[tuple, list[tuple[Delivery, Event]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def park(self, delivery: Delivery, error: str, event_id: str | None) -> None:
+        """Dead-letter one event; if even that fails, it stays unapplied."""
+        if not park(
+            self.dead_letters,
+            self.projection,
+            delivery,
+            error,
+            event_id,
+            final_attempt=self.final_attempt,
+            result=self.result,
+        ):
+            self.result.unapplied += 1
+
+
 @observed_batch
 def process(
     projection: str,
@@ -180,89 +192,15 @@ def process(
     after: int | None = None,
 ) -> BatchResult:
     started = time.perf_counter()
-    result = BatchResult()
+    batch = _Batch(projection, deliveries, dead_letters, final_attempt)
     requests_before = writer.requests
-    events: list[Event] = []
-    sources: dict[tuple, list[tuple[Delivery, Event]]] = defaultdict(list)
-    planned: list[Write] = []
-    for delivery in deliveries:
-        try:
-            event = Event.from_bytes(delivery.body)
-            writes = plan(event)
-        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the batch
-            if not park(
-                dead_letters,
-                projection,
-                delivery,
-                f"unparseable: {exc!r}",
-                None,
-                final_attempt=final_attempt,
-                result=result,
-            ):
-                result.unapplied += 1
-            continue
-        if not writes and unknown_events.note(event.event_type):
-            result.ignored += 1
-        events.append(event)
-        for write in writes:
-            sources[write.key].append((delivery, event))
-        planned.extend(writes)
-    for group, exc in writer.execute_all(collapse(planned)):
-        if exc is None:
-            result.writes += len(group)
-            continue
-        where = f"{group[0].container}/{getattr(group[0], 'id', '*')}"
-        if not is_poison(exc):
-            if not final_attempt:
-                raise exc  # the retry policy runs the batch again; applied writes are no-ops then
-            # Out of retries but not the event's fault: keep the batch retryable (the
-            # position stays behind; the catch-up pass re-drives it).
-            log.error(
-                "%s: write to %s still failing on the last attempt (%s: %s); "
-                "%d event(s) kept for the catch-up pass",
-                projection,
-                where,
-                type(exc).__name__,
-                exc,
-                len(deliveries),
-            )
-            result.unapplied = len(deliveries)
-            continue
-        log.error(
-            "%s: write to %s refused; dead-lettering its events",
-            projection,
-            where,
-            exc_info=exc,
-        )
-        for write in group:
-            for delivery, event in sources[write.key]:
-                if not park(
-                    dead_letters,
-                    projection,
-                    delivery,
-                    f"{type(exc).__name__}: {exc}",
-                    event.event_id,
-                    final_attempt=final_attempt,
-                    result=result,
-                ):
-                    result.unapplied += 1
-    by_partition: dict[str, list[Delivery]] = defaultdict(list)
-    for delivery in deliveries:
-        by_partition[delivery.partition].append(delivery)
-    if record_positions and not result.unapplied:
-        for partition, delivered in by_partition.items():
-            try:
-                writer.execute(
-                    position_write(projection, partition, delivered, events, after)
-                )
-            except Exception:
-                log.warning(
-                    "%s: could not record the position of partition %s",
-                    projection,
-                    partition,
-                    exc_info=True,
-                )
-    result.applied = len(events)
+    planned = _plan(batch, plan)
+    for outcome in writer.execute_all(collapse(planned)):
+        _settle(batch, outcome)
+    if record_positions and not batch.result.unapplied:
+        _record_positions(batch, writer, after)
+    result = batch.result
+    result.applied = len(batch.events)
     result.requests = writer.requests - requests_before
     result.seconds = time.perf_counter() - started
     log.info(
@@ -277,3 +215,77 @@ def process(
         result.seconds * 1000,
     )
     return result
+
+
+def _plan(batch: _Batch, plan: Plan) -> list[Write]:
+    """Parse and plan every delivery; an event that cannot be is dead-lettered."""
+    planned: list[Write] = []
+    for delivery in batch.deliveries:
+        try:
+            event = Event.from_bytes(delivery.body)
+            writes = plan(event)
+        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the batch
+            batch.park(delivery, f"unparseable: {exc!r}", None)
+            continue
+        if not writes and unknown_events.note(event.event_type):
+            batch.result.ignored += 1
+        batch.events.append(event)
+        for write in writes:
+            batch.sources[write.key].append((delivery, event))
+        planned.extend(writes)
+    return planned
+
+
+def _settle(batch: _Batch, outcome: Outcome) -> None:
+    """Account for one group of writes: done, to retry, kept for catch-up, or refused."""
+    group, error = outcome
+    if error is None:
+        batch.result.writes += len(group)
+        return
+    where = f"{group[0].container}/{getattr(group[0], 'id', '*')}"
+    if not is_poison(error):
+        if not batch.final_attempt:
+            raise error  # the retry policy runs the batch again; applied writes are no-ops then
+        # Out of retries but not the event's fault: keep the batch retryable (the
+        # position stays behind; the catch-up pass re-drives it).
+        log.error(
+            "%s: write to %s still failing on the last attempt (%s: %s); "
+            "%d event(s) kept for the catch-up pass",
+            batch.projection,
+            where,
+            type(error).__name__,
+            error,
+            len(batch.deliveries),
+        )
+        batch.result.unapplied = len(batch.deliveries)
+        return
+    log.error(
+        "%s: write to %s refused; dead-lettering its events",
+        batch.projection,
+        where,
+        exc_info=error,
+    )
+    for write in group:
+        for delivery, event in batch.sources[write.key]:
+            batch.park(delivery, f"{type(error).__name__}: {error}", event.event_id)
+
+
+def _record_positions(batch: _Batch, writer: Writer, after: int | None) -> None:
+    """Advance each delivered partition's recorded position; a failure only delays it."""
+    by_partition: dict[str, list[Delivery]] = defaultdict(list)
+    for delivery in batch.deliveries:
+        by_partition[delivery.partition].append(delivery)
+    for partition, delivered in by_partition.items():
+        try:
+            writer.execute(
+                position_write(
+                    batch.projection, partition, delivered, batch.events, after
+                )
+            )
+        except Exception:
+            log.warning(
+                "%s: could not record the position of partition %s",
+                batch.projection,
+                partition,
+                exc_info=True,
+            )

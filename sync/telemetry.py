@@ -35,44 +35,13 @@ def observed_batch(process: Callable[..., R]) -> Callable[..., R]:
     ) -> R:
         if not telemetry.enabled():
             return process(projection, plan, deliveries, *args, **kwargs)
-        from opentelemetry.trace import Link, SpanKind
+        from opentelemetry.trace import SpanKind
 
-        links, parents, correlation_ids = [], set(), []
-        for delivery in deliveries:
-            properties: Mapping[str, Any] = getattr(delivery, "properties", {}) or {}
-            parent = properties.get("traceparent")
-            correlation_ids.append(properties.get("correlationId"))
-            context = telemetry.span_context_of(parent, properties.get("tracestate"))
-            if context is None:
-                continue
-            parents.add(parent)
-            links.append(
-                Link(
-                    context,
-                    {
-                        "messaging.destination.partition.id": delivery.partition,
-                        "cqrs.sequence_number": delivery.sequence_number,
-                        telemetry.CORRELATION_ID: properties.get("correlationId") or "",
-                        "cqrs.event_type": properties.get("eventType") or "",
-                    },
-                )
-            )
+        links, parents, correlation_ids = _producers(deliveries)
         parent_context = (
             telemetry.extract(next(iter(parents))) if len(parents) == 1 else None
         )
         hub = config.get("EVENTHUB_NAME")
-        partitions = sorted({d.partition for d in deliveries})
-        attributes = {
-            "messaging.system": "eventhubs",
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": hub,
-            "messaging.consumer.group.name": _consumer_group(projection),
-            "messaging.batch.message_count": len(deliveries),
-            "cqrs.projection": projection,
-        }
-        if len(partitions) == 1:
-            attributes["messaging.destination.partition.id"] = partitions[0]
         started = time.perf_counter()
         with (
             telemetry.correlated(telemetry.joined_ids(correlation_ids)),
@@ -81,7 +50,7 @@ def observed_batch(process: Callable[..., R]) -> Callable[..., R]:
                 context=parent_context,
                 kind=SpanKind.CONSUMER,
                 links=links,
-                attributes=attributes,
+                attributes=_span_attributes(projection, hub, deliveries),
             ) as span,
         ):
             try:
@@ -97,6 +66,57 @@ def observed_batch(process: Callable[..., R]) -> Callable[..., R]:
         return result
 
     return traced
+
+
+def _producers(
+    deliveries: Sequence[Any],
+) -> tuple[list[Any], set[Any], list[Any]]:
+    """(links to each event's producer context, the distinct traceparents, the events'
+    correlation ids)."""
+    from opentelemetry.trace import Link
+
+    links: list[Link] = []
+    parents: set[Any] = set()
+    correlation_ids: list[Any] = []
+    for delivery in deliveries:
+        properties: Mapping[str, Any] = getattr(delivery, "properties", {}) or {}
+        parent = properties.get("traceparent")
+        correlation_ids.append(properties.get("correlationId"))
+        context = telemetry.span_context_of(parent, properties.get("tracestate"))
+        if context is None:
+            continue
+        parents.add(parent)
+        links.append(
+            Link(
+                context,
+                {
+                    "messaging.destination.partition.id": delivery.partition,
+                    "cqrs.sequence_number": delivery.sequence_number,
+                    telemetry.CORRELATION_ID: properties.get("correlationId") or "",
+                    "cqrs.event_type": properties.get("eventType") or "",
+                },
+            )
+        )
+    return links, parents, correlation_ids
+
+
+def _span_attributes(
+    projection: str, hub: str | None, deliveries: Sequence[Any]
+) -> dict[str, Any]:
+    """The batch span's attributes (messaging semantic conventions)."""
+    partitions = sorted({d.partition for d in deliveries})
+    attributes: dict[str, Any] = {
+        "messaging.system": "eventhubs",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": hub,
+        "messaging.consumer.group.name": _consumer_group(projection),
+        "messaging.batch.message_count": len(deliveries),
+        "cqrs.projection": projection,
+    }
+    if len(partitions) == 1:
+        attributes["messaging.destination.partition.id"] = partitions[0]
+    return attributes
 
 
 def outcomes(result: Any, delivered: int) -> dict[str, int]:
@@ -140,7 +160,9 @@ def record_lag(
     from sync.status import lag_seconds
 
     gauge = telemetry.instrument("cqrs.sync.lag")
-    for (projection, partition), seconds in lag_seconds(positions, tails, now).items():
+    for (projection, partition), seconds in lag_seconds(
+        positions, dict(tails), now
+    ).items():
         gauge.set(round(seconds, 3), {"projection": projection, "partition": partition})
 
 

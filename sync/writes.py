@@ -8,8 +8,8 @@ guards it and the version it applies, so a repeated or stale event is a no-op.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.read_model import AGGREGATE, AGGREGATE_ID, CONTRIBUTION
@@ -40,10 +40,16 @@ class Upsert:
     # Apply to an existing document only when its guard is at least this: a projection's
     # recorded position advances from where it stands, never across a gap.
     requires_at_least: int | None = None
+    # The batch this write stands for holds the document's first version (`collapse`).
+    includes_first: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.container, self.partition_key, self.id, self.guard)
+
+    def is_first(self) -> bool:
+        """The document most likely does not exist yet: create it before anything else."""
+        return self.version == 1 or self.includes_first
 
     def may_create(self) -> bool:
         """A missing document may be created, unless the write must continue from a value
@@ -102,10 +108,16 @@ class Counted:
     maxima: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     aggregate_fields: dict[str, Any] = field(default_factory=dict)
+    # The batch this write stands for holds the contribution's first version (`collapse`).
+    includes_first: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.container, self.partition_key, self.id, self.guard)
+
+    def is_first(self) -> bool:
+        """The contribution most likely does not exist yet."""
+        return self.version == 1 or self.includes_first
 
     def document(self) -> dict[str, Any]:
         return {
@@ -122,38 +134,22 @@ class Counted:
 
 def aggregate_after(
     aggregate: dict[str, Any] | None,
-    changes: list[tuple[dict[str, Any] | None, Counted]],
+    changes: Sequence[tuple[dict[str, Any] | None, Counted]],
     pk_field: str,
     partition_key: str,
 ) -> dict[str, Any]:
     """The aggregate document once each (old contribution or None, new one) is applied."""
-    counters = dict((aggregate or {}).get("counters", {}))
-    maxima = dict((aggregate or {}).get("maxima", {}))
-    labels = {k: dict(v) for k, v in (aggregate or {}).get("labels", {}).items()}
+    stored = aggregate or {}
+    counters = dict(stored.get("counters", {}))
+    maxima = dict(stored.get("maxima", {}))
+    labels = {k: dict(v) for k, v in stored.get("labels", {}).items()}
     for old, new in changes:
-        before = (old or {}).get("counts", {})
-        for name in before.keys() | new.counts.keys():
-            counters[name] = (
-                counters.get(name, 0) + new.counts.get(name, 0) - before.get(name, 0)
-            )
-            if counters[name] == 0:
-                del counters[name]
-        for name, value in new.maxima.items():
-            if name not in maxima or value > maxima[name]:
-                maxima[name] = value
-        for name, text, step in [
-            *((n, t, -1) for n, t in (old or {}).get("labels", {}).items()),
-            *((n, t, 1) for n, t in new.labels.items()),
-        ]:
-            texts = labels.setdefault(name, {})
-            texts[text] = texts.get(text, 0) + step
-            if not texts[text]:
-                del texts[text]
-            if not texts:
-                del labels[name]
+        _add_counts(counters, (old or {}).get("counts", {}), new.counts)
+        _raise_maxima(maxima, new.maxima)
+        _move_labels(labels, (old or {}).get("labels", {}), new.labels)
     fields = changes[-1][1].aggregate_fields if changes else {}
     return {
-        **{k: v for k, v in (aggregate or {}).items() if not k.startswith("_")},
+        **{k: v for k, v in stored.items() if not k.startswith("_")},
         **fields,
         "id": AGGREGATE_ID,
         pk_field: partition_key,
@@ -162,6 +158,41 @@ def aggregate_after(
         "maxima": maxima,
         "labels": labels,
     }
+
+
+def _add_counts(
+    counters: dict[str, int], before: dict[str, int], after: dict[str, int]
+) -> None:
+    """Counters move by the contribution's difference; a counter at zero is dropped."""
+    for name in before.keys() | after.keys():
+        counters[name] = (
+            counters.get(name, 0) + after.get(name, 0) - before.get(name, 0)
+        )
+        if counters[name] == 0:
+            del counters[name]
+
+
+def _raise_maxima(maxima: dict[str, Any], values: dict[str, Any]) -> None:
+    """Maxima only grow."""
+    for name, value in values.items():
+        if name not in maxima or value > maxima[name]:
+            maxima[name] = value
+
+
+def _move_labels(
+    labels: dict[str, dict[str, int]], before: dict[str, str], after: dict[str, str]
+) -> None:
+    """The replaced contribution takes its texts back, the new one adds its own."""
+    steps = [(n, t, -1) for n, t in before.items()] + [
+        (n, t, 1) for n, t in after.items()
+    ]
+    for name, text, step in steps:
+        texts = labels.setdefault(name, {})
+        texts[text] = texts.get(text, 0) + step
+        if not texts[text]:
+            del texts[text]
+        if not texts:
+            del labels[name]
 
 
 def aggregate_of(
@@ -212,15 +243,26 @@ Write = Upsert | FanOut | Counted
 def collapse(writes: Iterable[Write]) -> list[Write]:
     """Keep, per document part, only the newest write: a batch becomes one write per document.
 
+    A kept write whose document's first version was among those it replaces is marked
+    `includes_first` (the document is most likely new: the writer creates it first).
     Upserts and contributions come before fan-outs, so a document created in this
     batch is reached by a fan-out of the same batch.
     """
     newest: dict[tuple, Write] = {}
+    firsts: set[tuple] = set()
     for write in writes:
+        if write.version == 1:
+            firsts.add(write.key)
         current = newest.get(write.key)
         if current is None or write.version > current.version:
             newest[write.key] = write
-    return sorted(newest.values(), key=lambda w: isinstance(w, FanOut))
+    kept = [
+        replace(w, includes_first=True)
+        if w.key in firsts and isinstance(w, Upsert | Counted) and not w.is_first()
+        else w
+        for w in newest.values()
+    ]
+    return sorted(kept, key=lambda w: isinstance(w, FanOut))
 
 
 SNAPSHOT_BOOKKEEPING = ("id", "projection", "kind", "version")

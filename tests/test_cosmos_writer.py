@@ -12,8 +12,10 @@ import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 
 from shared.cosmos import container_specs
+from shared.read_model import AGGREGATE_ID
 from sync.cosmos_writer import CosmosWriter
-from sync.writes import FanOut, Upsert
+from sync.known_documents import KnownDocuments
+from sync.writes import Counted, FanOut, Upsert, collapse
 from tests.memory_store import MemoryStore
 
 
@@ -150,3 +152,132 @@ def test_memory_store_agrees_with_cosmos(containers):
 def test_writer_needs_no_app_settings(containers):
     with mock.patch.dict(os.environ, {}, clear=True):
         CosmosWriter(containers).execute(order_write(str(uuid.uuid4()), 1, "placed"))
+
+
+@pytest.fixture(scope="module")
+def counted(containers):
+    """The writer-tests database with a contribution container (customer-orders) too."""
+    database = containers.__self__  # the DatabaseProxy whose get_container_client it is
+    spec = container_specs()["customer-orders"]
+    database.create_container_if_not_exists(
+        "customer-orders", partition_key=PartitionKey(spec["partitionKey"])
+    )
+    return containers
+
+
+def summary(customer_id: str, order_id: str, version: int, total: int) -> Counted:
+    return Counted(
+        "customer-orders",
+        customer_id,
+        order_id,
+        guard="version",
+        version=version,
+        fields={"customerId": customer_id, "total": total},
+        counts={"orders": 1, "spentCents": total},
+    )
+
+
+def totals(containers, customer_id: str) -> dict:
+    doc = containers("customer-orders").read_item(
+        AGGREGATE_ID, partition_key=customer_id
+    )
+    return doc["counters"]
+
+
+def test_a_partition_written_last_here_needs_no_read_before_its_batch(counted):
+    known = KnownDocuments()
+    customer_id = str(uuid.uuid4())
+    first = CosmosWriter(counted, known)
+    first.execute(summary(customer_id, "o1", 1, 100))
+    assert first.requests == 2  # the partition read, then the batch
+    second = CosmosWriter(counted, known)  # a writer per batch, one process
+    second.execute(summary(customer_id, "o2", 1, 50))
+    second.execute(summary(customer_id, "o1", 2, 70))
+    assert second.requests == 2  # one batch each, no read
+    assert totals(counted, customer_id) == {"orders": 2, "spentCents": 120}
+
+
+def test_a_stale_copy_makes_the_batch_fail_whole_then_read_and_plan_again(counted):
+    """Another instance wrote the partition meanwhile: etags and create-only operations
+    catch it, and nothing is counted twice or lost."""
+    here, elsewhere = KnownDocuments(), KnownDocuments()
+    customer_id = str(uuid.uuid4())
+    CosmosWriter(counted, here).execute(summary(customer_id, "o1", 1, 100))
+    CosmosWriter(counted, elsewhere).execute(summary(customer_id, "o2", 1, 10))
+    CosmosWriter(counted, elsewhere).execute(summary(customer_id, "o1", 2, 40))
+    writer = CosmosWriter(counted, here)
+    writer.execute(summary(customer_id, "o3", 1, 1))  # aggregate's etag is stale here
+    assert writer.requests == 3  # failed batch, read, batch
+    writer = CosmosWriter(counted, here)
+    writer.execute(summary(customer_id, "o2", 1, 10))  # exists: its create fails
+    writer.execute(summary(customer_id, "o1", 2, 40))  # a repeat: confirmed by a read
+    assert totals(counted, customer_id) == {"orders": 3, "spentCents": 51}
+
+
+def test_an_order_created_before_its_customers_rename_in_one_batch_takes_the_new_name(
+    containers,
+):
+    customer_id, order_id = str(uuid.uuid4()), str(uuid.uuid4())
+    rename = [
+        Upsert(
+            "projection-state",
+            f"test:customer:{customer_id}",
+            "test",
+            guard="version",
+            version=2,
+            fields={"projection": "test", "customer": {"name": "Grace"}},
+        ),
+        FanOut(
+            "orders",
+            "customerId",
+            customer_id,
+            guard="customerVersion",
+            version=2,
+            fields={"customer": {"name": "Grace"}},
+        ),
+    ]
+    writes = collapse(
+        [
+            order_write(order_id, 1, "placed", customer_id=customer_id),
+            *rename,
+            order_write(order_id, 2, "shipped", customer_id=customer_id),
+        ]
+    )
+    writer = CosmosWriter(containers)
+    assert all(error is None for _, error in writer.execute_all(writes))
+    doc = containers("orders").read_item(order_id, partition_key=order_id)
+    assert (doc["status"], doc["customer"], doc["customerVersion"]) == (
+        "shipped",
+        {"name": "Grace"},
+        2,
+    )
+    # Snapshot query, one create (the first version is in the batch), the snapshot's
+    # patch and create (none was stored), the fan-out's query and no patch.
+    assert writer.requests == 5
+
+
+def test_a_first_version_fan_out_looks_for_nothing(containers):
+    writer = CosmosWriter(containers)
+    writer.execute(
+        FanOut("orders", "customerId", "c1", "customerVersion", 1, {"customer": {}})
+    )
+    assert writer.requests == 0
+
+
+def test_known_documents_forget_the_least_recently_used_first():
+    known = KnownDocuments(capacity=2)
+    known.remember("c", "p", [{"id": "a"}, {"id": "b"}])
+    assert known.get("c", "p", "a") == {"id": "a"}  # now b is the oldest
+    known.remember("c", "p", [{"id": "x"}])
+    assert known.get("c", "p", "b") is None and len(known) == 2
+    known.forget("c", "p", ["a"])
+    assert known.get("c", "p", "a") is None
+
+
+def test_collapse_marks_a_write_whose_batch_holds_the_first_version():
+    writes = collapse(
+        [order_write("o1", 1, "placed"), order_write("o1", 3, "shipped")]
+        + [order_write("o2", 2, "shipped"), order_write("o2", 3, "delivered")]
+    )
+    marked = {w.id: (w.version, w.is_first()) for w in writes}
+    assert marked == {"o1": (3, True), "o2": (3, False)}

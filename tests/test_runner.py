@@ -174,3 +174,15 @@ def test_a_failed_position_write_does_not_fail_the_batch():
     store = FailingStore(TimeoutError("slow"), containers=("projection-state",))
     result = run(store, DeadLetterList(), [delivery(order_event())], final=False)
     assert result.writes == 1 and store.docs[("orders", "o1", "o1")]["version"] == 1
+
+
+def test_the_concrete_writer_and_dead_letter_store_satisfy_the_runner_ports() -> None:
+    from sync.cosmos_writer import CosmosWriter
+    from sync.dead_letters import DeadLetterStore
+    from sync.ports import DeadLetters, Writer
+
+    # Structural: nothing inherits from the ports. Annotated so a type checker checks it too.
+    writer: Writer = CosmosWriter(lambda name: None)  # type: ignore[arg-type,return-value]
+    store: DeadLetters = DeadLetterStore(container=None)  # type: ignore[arg-type]
+    assert isinstance(writer, Writer) and isinstance(MemoryStore(), Writer)
+    assert isinstance(store, DeadLetters) and isinstance(DeadLetterList(), DeadLetters)
