@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.eventlog import StoredEvent
-from sync.runner import DeadLetters, Delivery, Plan, Writer, process, utc
+from sync.ports import DeadLetters, Writer
+from sync.runner import Delivery, Plan, process, utc
 
 log = logging.getLogger(__name__)
 

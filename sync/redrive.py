@@ -17,8 +17,9 @@ from typing import Any
 
 from sync.cosmos_writer import CosmosWriter
 from sync.dead_letters import DeadLetterStore, body_bytes
+from sync.ports import Writer
 from sync.projections import PROJECTIONS
-from sync.runner import Delivery, Writer, process
+from sync.runner import Delivery, process
 
 log = logging.getLogger(__name__)
 
