@@ -214,6 +214,23 @@ def test_a_stale_copy_makes_the_batch_fail_whole_then_read_and_plan_again(counte
     assert totals(counted, customer_id) == {"orders": 3, "spentCents": 51}
 
 
+def test_a_copy_of_a_deleted_contribution_never_makes_its_write_skipped(counted):
+    """A rebuild's clear deletes documents behind this process's back; the aggregate's
+    copy may be fresh again while a contribution's copy is not."""
+    known = KnownDocuments()
+    customer_id = str(uuid.uuid4())
+    CosmosWriter(counted, known).execute(summary(customer_id, "o1", 2, 100))
+    container = counted("customer-orders")
+    for doc_id in ("o1", AGGREGATE_ID):  # the clear
+        container.delete_item(doc_id, partition_key=customer_id)
+    CosmosWriter(counted, known).execute(summary(customer_id, "o9", 1, 1))
+    # The replay: o1's first version, which the stale copy (at version 2) would skip.
+    CosmosWriter(counted, known).execute_all(
+        [summary(customer_id, "o1", 1, 100), summary(customer_id, "o8", 1, 10)]
+    )
+    assert totals(counted, customer_id) == {"orders": 3, "spentCents": 111}
+
+
 def test_an_order_created_before_its_customers_rename_in_one_batch_takes_the_new_name(
     containers,
 ):
