@@ -192,9 +192,7 @@ class CosmosWriter:
         requires_at_least: int | None = None,
     ) -> bool:
         operations = patch_operations(name, guard, version, fields)
-        condition = f"(NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)})"
-        if requires_at_least is not None:
-            condition += f" AND c.{guard} >= {int(requires_at_least)}"
+        condition = _guard_condition(guard, version, requires_at_least)
         self._count()
         try:
             self._containers(name).patch_item(
@@ -404,6 +402,15 @@ class CosmosWriter:
         }
         self._known.remember(container.container_link, pk, stored.values())
         return stored
+
+
+def _guard_condition(guard: str, version: int, requires_at_least: int | None) -> str:
+    """The filter predicate of a guarded patch: the guard is missing or older than
+    `version` (and, when given, at least `requires_at_least`)."""
+    if requires_at_least is None:
+        return f"(NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)})"
+    # A missing guard already fails the lower bound: the simpler predicate is the same.
+    return f"c.{guard} >= {int(requires_at_least)} AND c.{guard} < {int(version)}"
 
 
 def _as_stored(

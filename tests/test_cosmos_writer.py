@@ -10,6 +10,7 @@ from unittest import mock
 
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from shared.cosmos import container_specs
 from shared.read_model import AGGREGATE_ID
@@ -298,3 +299,34 @@ def test_collapse_marks_a_write_whose_batch_holds_the_first_version():
     )
     marked = {w.id: (w.version, w.is_first()) for w in writes}
     assert marked == {"o1": (3, True), "o2": (3, False)}
+
+
+def test_a_position_advances_only_contiguously(containers):
+    def position(sequence: int, after: int) -> Upsert:
+        return Upsert(
+            "projection-state",
+            f"{name}:position:0",
+            name,
+            guard="sequenceNumber",
+            version=sequence,
+            requires_at_least=after,
+            fields={"projection": name, "kind": "position"},
+        )
+
+    def recorded() -> int:
+        doc = containers("projection-state").read_item(
+            f"{name}:position:0", partition_key=name
+        )
+        return doc["sequenceNumber"]
+
+    name = f"test-{uuid.uuid4()}"
+    writer = CosmosWriter(containers)
+    writer.execute(position(5, 10))  # nothing recorded before it: a gap, left as one
+    with pytest.raises(CosmosResourceNotFoundError):
+        recorded()
+    writer.execute(position(9, -1))  # a partition's first batch creates it
+    writer.execute(position(20, 15))  # a gap: the position stays
+    assert recorded() == 9
+    writer.execute(position(14, 9))  # continues from where it stands
+    writer.execute(position(12, 8))  # older: ignored
+    assert recorded() == 14
