@@ -192,9 +192,7 @@ class CosmosWriter:
         requires_at_least: int | None = None,
     ) -> bool:
         operations = patch_operations(name, guard, version, fields)
-        condition = f"(NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)})"
-        if requires_at_least is not None:
-            condition += f" AND c.{guard} >= {int(requires_at_least)}"
+        condition = _guard_condition(guard, version, requires_at_least)
         self._count()
         try:
             self._containers(name).patch_item(
@@ -315,19 +313,15 @@ class CosmosWriter:
         # What this process last saw of the partition, when that covers every write;
         # the batch's preconditions check it (otherwise the partition is read first).
         stored = self._guess(link, pk, writes)
-        guessed = stored is not None
         for _ in range(CONTENTION_ATTEMPTS):
             if stored is None:
                 stored = self._read_partition(container, name, pk, writes)
             changes = pending_changes(stored, writes)
-            if not changes and guessed:
-                stored, guessed = None, False  # "nothing to do" is confirmed by a read
-                continue
             if not changes:
                 return  # every contribution already at its version or newer
             if self._apply_changes(container, name, pk, stored, changes):
                 return
-            stored, guessed = None, False  # raced: read the partition and plan again
+            stored = None  # raced: read the partition and plan again
         raise RuntimeError(
             f"could not update the aggregate of {name}/{pk}: "
             f"{CONTENTION_ATTEMPTS} concurrent writers in a row"
@@ -366,19 +360,26 @@ class CosmosWriter:
     def _guess(
         self, link: str, pk: str, writes: list[Counted]
     ) -> dict[str, dict[str, Any]] | None:
-        """The partition's documents as last seen here, or None when they do not cover the
-        batch: the aggregate must be known, and each contribution known or a first
-        version (which is created, and the batch fails if it exists after all)."""
+        """The partition's documents as last seen here, or None when the batch needs a read.
+
+        Only a guess the batch's preconditions check is used: the aggregate must be
+        known (replaced under its etag), and each contribution known at an older
+        version (replaced under its etag) or unknown and a first version (created; the
+        batch fails if it exists after all). A write the copy says is already applied
+        is not skipped on its word (the copy may be of a document deleted since, by a
+        rebuild's clear): the partition is read instead."""
         aggregate = self._known.get(link, pk, AGGREGATE_ID)
         if aggregate is None:
             return None
         stored = {AGGREGATE_ID: aggregate}
         for write in writes:
             known = self._known.get(link, pk, write.id)
-            if known is not None:
-                stored[write.id] = known
-            elif not write.is_first():
+            if known is None and not write.is_first():
                 return None
+            if known is not None:
+                if known.get(write.guard, -1) >= write.version:
+                    return None
+                stored[write.id] = known
         return stored
 
     def _read_partition(
@@ -401,6 +402,15 @@ class CosmosWriter:
         }
         self._known.remember(container.container_link, pk, stored.values())
         return stored
+
+
+def _guard_condition(guard: str, version: int, requires_at_least: int | None) -> str:
+    """The filter predicate of a guarded patch: the guard is missing or older than
+    `version` (and, when given, at least `requires_at_least`)."""
+    if requires_at_least is None:
+        return f"(NOT IS_DEFINED(c.{guard}) OR c.{guard} < {int(version)})"
+    # A missing guard already fails the lower bound: the simpler predicate is the same.
+    return f"c.{guard} >= {int(requires_at_least)} AND c.{guard} < {int(version)}"
 
 
 def _as_stored(

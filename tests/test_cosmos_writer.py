@@ -10,6 +10,7 @@ from unittest import mock
 
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from shared.cosmos import container_specs
 from shared.read_model import AGGREGATE_ID
@@ -214,6 +215,23 @@ def test_a_stale_copy_makes_the_batch_fail_whole_then_read_and_plan_again(counte
     assert totals(counted, customer_id) == {"orders": 3, "spentCents": 51}
 
 
+def test_a_copy_of_a_deleted_contribution_never_makes_its_write_skipped(counted):
+    """A rebuild's clear deletes documents behind this process's back; the aggregate's
+    copy may be fresh again while a contribution's copy is not."""
+    known = KnownDocuments()
+    customer_id = str(uuid.uuid4())
+    CosmosWriter(counted, known).execute(summary(customer_id, "o1", 2, 100))
+    container = counted("customer-orders")
+    for doc_id in ("o1", AGGREGATE_ID):  # the clear
+        container.delete_item(doc_id, partition_key=customer_id)
+    CosmosWriter(counted, known).execute(summary(customer_id, "o9", 1, 1))
+    # The replay: o1's first version, which the stale copy (at version 2) would skip.
+    CosmosWriter(counted, known).execute_all(
+        [summary(customer_id, "o1", 1, 100), summary(customer_id, "o8", 1, 10)]
+    )
+    assert totals(counted, customer_id) == {"orders": 3, "spentCents": 111}
+
+
 def test_an_order_created_before_its_customers_rename_in_one_batch_takes_the_new_name(
     containers,
 ):
@@ -281,3 +299,34 @@ def test_collapse_marks_a_write_whose_batch_holds_the_first_version():
     )
     marked = {w.id: (w.version, w.is_first()) for w in writes}
     assert marked == {"o1": (3, True), "o2": (3, False)}
+
+
+def test_a_position_advances_only_contiguously(containers):
+    def position(sequence: int, after: int) -> Upsert:
+        return Upsert(
+            "projection-state",
+            f"{name}:position:0",
+            name,
+            guard="sequenceNumber",
+            version=sequence,
+            requires_at_least=after,
+            fields={"projection": name, "kind": "position"},
+        )
+
+    def recorded() -> int:
+        doc = containers("projection-state").read_item(
+            f"{name}:position:0", partition_key=name
+        )
+        return doc["sequenceNumber"]
+
+    name = f"test-{uuid.uuid4()}"
+    writer = CosmosWriter(containers)
+    writer.execute(position(5, 10))  # nothing recorded before it: a gap, left as one
+    with pytest.raises(CosmosResourceNotFoundError):
+        recorded()
+    writer.execute(position(9, -1))  # a partition's first batch creates it
+    writer.execute(position(20, 15))  # a gap: the position stays
+    assert recorded() == 9
+    writer.execute(position(14, 9))  # continues from where it stands
+    writer.execute(position(12, 8))  # older: ignored
+    assert recorded() == 14
