@@ -8,9 +8,11 @@ local emulators.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
+from azure.core.pipeline.transport import RequestsTransport
 from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionKey
 
 from shared import config
@@ -33,6 +35,20 @@ REQUEST_PATH_OPTIONS: dict[str, Any] = {
 REQUEST_TIMEOUT_SECONDS = 6
 
 
+# Variables requests would take from the environment: proxies (http_proxy, no_proxy, ...)
+# and CA bundles.
+_REQUESTS_ENVIRONMENT = ("proxy", "requests_ca_bundle", "curl_ca_bundle")
+
+
+def _transport() -> RequestsTransport:
+    """The HTTP transport. Allowed to, requests scans the whole environment on every
+    request (a Function App's settings are environment variables: about a quarter of
+    a projection's client CPU); it does so only when the environment holds something
+    it would use."""
+    used = any(name.lower().endswith(_REQUESTS_ENVIRONMENT) for name in os.environ)
+    return RequestsTransport(use_env_settings=used)
+
+
 def _new_client(**options: Any) -> CosmosClient:
     endpoint = config.require("COSMOS_ENDPOINT")
     if key := config.get("COSMOS_KEY"):
@@ -45,6 +61,7 @@ def _new_client(**options: Any) -> CosmosClient:
         endpoint,
         credential=credential,
         connection_verify=config.get_bool("COSMOS_VERIFY_TLS"),
+        transport=_transport(),
         **options,
     )
 

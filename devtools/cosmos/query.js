@@ -277,22 +277,38 @@ async function queryDocuments(account, req, res, { dbId, collId }) {
 
 // --- Patch filter predicates ----------------------------------------------------------
 
-const predicates = new Map(); // condition text -> parsed query, oldest first
+const predicates = new Map(); // condition shape -> parsed query, oldest first
 const MAX_PREDICATES = 1000;
+
+// String literals are kept; number literals become parameters, so predicates that differ
+// only in their numbers ("c.version < 7", "c.version < 8") share one parsed query.
+const LITERALS = /'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\b/g;
+
+function predicateShape(condition) {
+  const numbers = [];
+  const shape = condition.trim().replace(LITERALS, (literal) => {
+    if (literal[0] === "'" || literal[0] === '"') return literal;
+    numbers.push({ name: `@__n${numbers.length}`, value: Number(literal) });
+    return numbers[numbers.length - 1].name;
+  });
+  return { shape, numbers };
+}
 
 // Whether `doc` satisfies a patch filter predicate ("FROM c WHERE ..."), evaluated against
 // that one document (the stock server ran a container query per patch). Throws on a
 // predicate that does not parse.
 function satisfies(condition, doc) {
-  let query = predicates.get(condition);
+  const { shape, numbers } = predicateShape(condition);
+  let query = predicates.get(shape);
   if (!query) {
-    let text = condition.trim();
+    let text = shape;
     if (!/^select\b/i.test(text)) text = /^from\b/i.test(text) ? `SELECT VALUE 1 ${text}` : `SELECT VALUE 1 FROM c ${text}`;
     query = parse(text);
     if (predicates.size >= MAX_PREDICATES) predicates.delete(predicates.keys().next().value);
-    predicates.set(condition, query);
+    predicates.set(shape, query);
   }
-  return query.exec([doc], { parameters: [{ name: "@id", value: doc.id }] }).result.length > 0;
+  const parameters = [{ name: "@id", value: doc.id }, ...numbers];
+  return query.exec([doc], { parameters }).result.length > 0;
 }
 
 module.exports = { queryDocuments, satisfies, partitionFromWhere };
