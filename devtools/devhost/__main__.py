@@ -8,9 +8,8 @@ python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
 Event Hub and timer functions: `http` serves the HTTP functions and starts no listener;
 `triggers` runs the Event Hub and timer listeners and serves only the host's admin status
 on `--port` (how a supervisor knows it is up). Two processes, one of each, keep the
-projections' threads off the HTTP functions' CPU and GIL; on one machine the `triggers`
-process also yields the CPU to the HTTP process (it runs niced), as on Flex Consumption
-the two run on instances of their own. `all` (the default) is both in one process.
+projections' threads off the HTTP functions' CPU and GIL. `all` (the default) is both in
+one process.
 """
 
 from __future__ import annotations
@@ -257,15 +256,8 @@ async def serve(
     return 2 if abandoned else 0
 
 
-# Scheduling weight of the triggers process below the HTTP one (10: about a tenth of the
-# CPU when both want it): a burst of projection work must not delay commands and queries.
-TRIGGERS_NICENESS = 10
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.functions == "triggers" and hasattr(os, "nice"):
-        os.nice(TRIGGERS_NICENESS)
     configure_logging(args.log_level, "" if args.functions == "all" else args.functions)
     shutdown = _Shutdown()
     for sig in (signal.SIGINT, signal.SIGTERM):
