@@ -298,6 +298,7 @@ def test_every_metric_is_recorded_with_its_attributes(traced: Traced):
     correlation_id = unique("metrics")
     placed, widget = place_order(http, correlation_id)
     wait_for(http, f"/orders/{placed['id']}", 1)
+    wait_for(http, f"/products/{widget['id']}", 1)  # its own projection may lag the order's
     assert http.get(f"/products/{widget['id']}").status_code == 200
     assert http.post("/orders", json={}).status_code == 400  # a rejected command
     # An event of a type no projection knows (skipped) and an unparseable one (dead-lettered).
