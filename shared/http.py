@@ -196,43 +196,57 @@ def handle(
     correlation_id = correlation_id_of(headers)
     telemetry.correlate(correlation_id)
     try:
-        body = req.get_body() or b""
-        request = Request(
-            method=req.method.upper(),
-            route_params=dict(req.route_params),
-            query=dict(req.params),
-            headers=headers,
-            correlation_id=correlation_id,
-            raw_body=body,
+        response = handler(_request(spec, req, headers, correlation_id))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a problem response
+        response = problem(_problem_of(spec, exc))
+    return _render(response, correlation_id)
+
+
+def _request(
+    spec: RouteSpec, req: func.HttpRequest, headers: dict[str, str], correlation_id: str
+) -> Request:
+    """The request as the handler sees it: caller checked, body and query parsed."""
+    body = req.get_body() or b""
+    request = Request(
+        method=req.method.upper(),
+        route_params=dict(req.route_params),
+        query=dict(req.params),
+        headers=headers,
+        correlation_id=correlation_id,
+        raw_body=body,
+    )
+    if not spec.anonymous:
+        # Who, then whether: before the body is even read, so a refused caller
+        # learns nothing about the request's shape and nothing is written.
+        request.principal = authenticate(headers)
+        authorize(request.principal, spec.roles)
+        request.owner = request.principal.owner_scope(spec.roles)
+    if spec.body is not None:
+        request.body = parse_body(spec.body, body, headers.get("content-type"))
+    elif len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}."
         )
-        if not spec.anonymous:
-            # Who, then whether: before the body is even read, so a refused caller
-            # learns nothing about the request's shape and nothing is written.
-            request.principal = authenticate(headers)
-            authorize(request.principal, spec.roles)
-            request.owner = request.principal.owner_scope(spec.roles)
-        if spec.body is not None:
-            request.body = parse_body(spec.body, body, headers.get("content-type"))
-        elif len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(
-                f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}."
-            )
-        if spec.query is not None:
-            request.params = parse_query(spec.query, request.query)
-        response = handler(request)
-    except ProblemError as error:
-        if error.status >= 500:
+    if spec.query is not None:
+        request.params = parse_query(spec.query, request.query)
+    return request
+
+
+def _problem_of(spec: RouteSpec, exc: Exception) -> ProblemError:
+    """The problem a failure answers: its own, a 503 for an unavailable dependency, else
+    a logged 500 that tells the client nothing more."""
+    if isinstance(exc, ProblemError):
+        if exc.status >= 500:
             log.exception("%s failed", spec.name)
-        response = problem(error)
-    except Exception as exc:
-        if unavailable := as_unavailable(exc):
-            log.warning("%s: dependency unavailable: %s", spec.name, exc)
-            response = problem(unavailable)
-        else:
-            log.exception("%s failed with an unexpected error", spec.name)
-            response = problem(
-                ProblemError("An unexpected error occurred; it has been logged.")
-            )
+        return exc
+    if unavailable := as_unavailable(exc):
+        log.warning("%s: dependency unavailable: %s", spec.name, exc)
+        return unavailable
+    log.exception("%s failed with an unexpected error", spec.name)
+    return ProblemError("An unexpected error occurred; it has been logged.")
+
+
+def _render(response: Response, correlation_id: str) -> func.HttpResponse:
     out_headers = {**response.headers, "X-Correlation-Id": correlation_id}
     if response.body is None:
         return func.HttpResponse(status_code=response.status, headers=out_headers)
