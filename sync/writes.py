@@ -15,8 +15,27 @@ from typing import Any
 from shared.read_model import AGGREGATE, AGGREGATE_ID, CONTRIBUTION
 
 
+class _Versioned:
+    """What a write guarded by a version (`Upsert`, `Counted`) knows of its document."""
+
+    container: str
+    partition_key: str
+    id: str
+    guard: str
+    version: int
+    includes_first: bool
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.container, self.partition_key, self.id, self.guard)
+
+    def is_first(self) -> bool:
+        """The document most likely does not exist yet: create it before anything else."""
+        return self.version == 1 or self.includes_first
+
+
 @dataclass(frozen=True)
-class Upsert:
+class Upsert(_Versioned):
     """Create the document, or set `fields` on it if its `guard` is missing or older than `version`.
 
     `on_create` fields are written only when the document is created (for parts of
@@ -42,14 +61,6 @@ class Upsert:
     requires_at_least: int | None = None
     # The batch this write stands for holds the document's first version (`collapse`).
     includes_first: bool = False
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.container, self.partition_key, self.id, self.guard)
-
-    def is_first(self) -> bool:
-        """The document most likely does not exist yet: create it before anything else."""
-        return self.version == 1 or self.includes_first
 
     def may_create(self) -> bool:
         """A missing document may be created, unless the write must continue from a value
@@ -83,7 +94,7 @@ class FanOut:
 
 
 @dataclass(frozen=True)
-class Counted:
+class Counted(_Versioned):
     """A per-source contribution to an aggregate kept in the same logical partition.
 
     The contribution document `id` (guarded by `guard` < `version`) records what it
@@ -110,14 +121,6 @@ class Counted:
     aggregate_fields: dict[str, Any] = field(default_factory=dict)
     # The batch this write stands for holds the contribution's first version (`collapse`).
     includes_first: bool = False
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.container, self.partition_key, self.id, self.guard)
-
-    def is_first(self) -> bool:
-        """The contribution most likely does not exist yet."""
-        return self.version == 1 or self.includes_first
 
     def document(self) -> dict[str, Any]:
         return {
