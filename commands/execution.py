@@ -4,9 +4,10 @@ A handler decides (loads, calls the domain, saves) and returns an `Outcome`: the
 result and the events. `execute` wraps it: replay of an idempotency key's answer
 (or 422 when the key came with another request), the transaction with transient-error
 retry, the outbox, and publishing after commit (a failed publish is left to the
-relay; the command is still accepted). Nothing here knows HTTP: the route adapter
-(`commands.functions`) turns the request's headers into a `CommandCall` and the
-`CommandResult` into a response.
+relay; the command is still accepted). Nothing here reads a request: the route
+adapter (`commands.functions`) turns its headers into a `CommandCall` and the
+`CommandResult` (status, body, location, ETag, which a replay answers again) into a
+response.
 """
 
 from __future__ import annotations

@@ -19,21 +19,18 @@ Azure adds a query-plan request and one request per physical partition):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
 from queries import aggregates, models, order_search, paging, reads
-from shared import formats
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, known_id
+from shared.formats import UUID_RE
 from shared.http import Response
 from shared.read_model import AGGREGATE, AGGREGATE_ID
 
 # Ids are server-generated UUIDs: anything else cannot exist (and never reaches Cosmos).
-_UUID = re.compile(formats.UUID)
-
 Document = dict[str, Any]
 
 
@@ -47,21 +44,13 @@ class Caller(Protocol):
     def check_owner(self, owner_subject: str | None, what: str) -> None: ...
 
 
-def known_id(value: str, what: str) -> str:
-    """An id from the path, lower-cased; 404 unless it is a UUID."""
-    value = value.lower()
-    if not _UUID.match(value):
-        raise NotFound(f"{what} {value!r} does not exist.")
-    return value
-
-
 def _check_customer_owner(caller: Caller, customer_id: str) -> None:
     """For a self-service caller: 404 unless `customer_id` is their own record."""
     if caller.owner is None:
         return
     document = (
         reads.read_document("customers", customer_id, customer_id)
-        if _UUID.match(customer_id)
+        if UUID_RE.match(customer_id)
         else None
     )
     caller.check_owner(
@@ -200,7 +189,7 @@ def _search_customer_orders(
 ) -> Document:
     # One customer: their own partition of `customer-orders`. Its summaries carry no
     # customer name, so q matching the customer's name matches all of their orders.
-    if not _UUID.match(customer_id):
+    if not UUID_RE.match(customer_id):
         return paging.Page([], None).as_json()
     product_text = params.q
     if params.q is not None:

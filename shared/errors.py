@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.formats import UUID_RE
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -96,3 +98,12 @@ def hide_unless_owned(owner: str | None, owner_subject: str | None, what: str) -
     (`owner` is their subject) and `what` belongs to someone else (`owner_subject`)."""
     if owner is not None and owner_subject != owner:
         raise NotFound(f"{what} does not exist.")
+
+
+def known_id(value: str, what: str) -> str:
+    """An id from a route, lower-cased; 404 unless it is a UUID (nothing else can name
+    one of our resources)."""
+    value = value.lower()
+    if not UUID_RE.match(value):
+        raise NotFound(f"{what} {value} does not exist.")
+    return value

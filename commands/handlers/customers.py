@@ -8,8 +8,8 @@ from commands import models, repository
 from commands.domain import Customer
 from commands.events import CustomerEvents
 from commands.execution import CommandContext, Outcome, accepted
-from commands.handlers.steps import require_changes, route_id, unique_or_conflict
-from shared.errors import Conflict, NotFound
+from commands.handlers.steps import require_changes, unique_or_conflict
+from shared.errors import Conflict, NotFound, known_id
 from shared.money import to_cents
 from shared.sql.db import Transaction
 
@@ -38,7 +38,7 @@ def register_customer(
 def change_customer(
     tx: Transaction, ctx: CommandContext, cmd: models.ChangeCustomer, customer_id: str
 ) -> Outcome:
-    customer_id = route_id(customer_id, "Customer")
+    customer_id = known_id(customer_id, "Customer")
     current = repository.lock_customer(tx, customer_id)
     if current is None:
         raise NotFound(f"Customer {customer_id} does not exist.")

@@ -19,8 +19,8 @@ from commands.domain import (
 )
 from commands.events import OrderEvents, ProductEvents
 from commands.execution import CommandContext, Outcome, accepted
-from commands.handlers.steps import address_of, route_id
-from shared.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from commands.handlers.steps import address_of
+from shared.errors import FieldError, Forbidden, NotFound, ValidationFailed, known_id
 from shared.events import Event, EventType
 from shared.sql.db import Transaction
 
@@ -98,7 +98,7 @@ def place_order(
 
 
 def _locked_order(tx: Transaction, ctx: CommandContext, order_id: str) -> Order:
-    order = repository.lock_order(tx, route_id(order_id, "Order"))
+    order = repository.lock_order(tx, known_id(order_id, "Order"))
     if order is None:
         raise NotFound(f"Order {order_id.lower()} does not exist.")
     if ctx.owner is not None:

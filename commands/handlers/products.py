@@ -8,8 +8,8 @@ from commands import models, repository
 from commands.domain import Product
 from commands.events import ProductEvents
 from commands.execution import CommandContext, Outcome, accepted
-from commands.handlers.steps import require_changes, route_id, unique_or_conflict
-from shared.errors import NotFound
+from commands.handlers.steps import require_changes, unique_or_conflict
+from shared.errors import NotFound, known_id
 from shared.money import to_cents
 from shared.sql.db import Transaction
 
@@ -29,7 +29,7 @@ def create_product(
 
 
 def _locked_product(tx: Transaction, ctx: CommandContext, product_id: str) -> Product:
-    product = repository.lock_product(tx, route_id(product_id, "Product"))
+    product = repository.lock_product(tx, known_id(product_id, "Product"))
     if product is None:
         raise NotFound(f"Product {product_id.lower()} does not exist.")
     ctx.check_version(product.version)

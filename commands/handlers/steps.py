@@ -8,17 +8,8 @@ from typing import Any
 
 from commands import models
 from commands.domain import Address
-from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.formats import UUID_RE
+from shared.errors import Conflict, ValidationFailed
 from shared.sql.db import UniqueViolation
-
-
-def route_id(value: str, what: str) -> str:
-    """A route id; anything that is not a UUID cannot name an existing resource (404)."""
-    value = value.lower()
-    if not UUID_RE.match(value):
-        raise NotFound(f"{what} {value} does not exist.")
-    return value
 
 
 def require_changes(cmd: models.Patch) -> dict[str, Any]:

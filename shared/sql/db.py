@@ -155,12 +155,20 @@ _BOTH: dict[tuple[type, type], type[BaseException]] = {}
 def _both(
     kind: type[DatabaseError], driver: type[BaseException]
 ) -> type[BaseException]:
-    """The class that is both our `kind` and the driver's class (one per pair)."""
-    if (kind, driver) not in _BOTH:
-        _BOTH[kind, driver] = type(
-            driver.__name__, (kind, driver), {"__module__": __name__}
+    """The class that is both our `kind` and the driver's class (one per pair: threads
+    racing to make it all get the one stored first)."""
+    both = _BOTH.get((kind, driver))
+    if both is None:
+        made = type(
+            driver.__name__,
+            (kind, driver),
+            {
+                "__module__": __name__,
+                "__qualname__": f"{kind.__name__}.{driver.__name__}",
+            },
         )
-    return _BOTH[kind, driver]
+        both = _BOTH.setdefault((kind, driver), made)
+    return both
 
 
 def translate(exc: BaseException, dialect: str) -> BaseException:
@@ -434,15 +442,7 @@ def database() -> Database:
         return Database(_pyodbc_connect(conn_str, use_token=False), "tsql")
     if server := config.get("SQL_SERVER"):
         conn_str = azure_sql_connection_string(
-            server, config.get("SQL_DATABASE") or "", _setting("SQL_DRIVER")
+            server, config.get("SQL_DATABASE") or "", config.require("SQL_DRIVER")
         )
         return Database(_pyodbc_connect(conn_str, use_token=True), "tsql")
-    return Database(_sqlite_connect(_setting("SQLITE_PATH")), "sqlite")
-
-
-def _setting(name: str) -> str:
-    """A setting that has a default, so always a value."""
-    value = config.get(name)
-    if value is None:
-        raise RuntimeError(f"{name} is not set")
-    return value
+    return Database(_sqlite_connect(config.require("SQLITE_PATH")), "sqlite")
