@@ -6,6 +6,7 @@ functions only shape them for the API, and sum a range's daily shards.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ def sales_stats(
         day.isoformat(): dict.fromkeys(DAY_COUNTERS, 0)
         for day in days_between(first, last)
     }
-    products: dict[str, dict[str, Any]] = {}
+    products = _ProductSales()
     for doc in totals:
         day = days.get(doc["day"])
         if day is None:
@@ -58,11 +59,11 @@ def sales_stats(
         counters = doc.get("counters", {})
         for name in DAY_COUNTERS:
             day[name] += counters.get(name, 0)
-        _add_product_sales(products, doc)
+        products.add(doc)
     return {
         "days": [_day_figures(name, day) for name, day in days.items()],
         "totals": _day_figures(None, _sum_days(days.values())),
-        "topProducts": _top_products(products),
+        "topProducts": products.top(),
     }
 
 
@@ -84,38 +85,49 @@ def _sum_days(days: Iterable[dict[str, int]]) -> dict[str, int]:
     return summed
 
 
-def _add_product_sales(
-    products: dict[str, dict[str, Any]], doc: dict[str, Any]
-) -> None:
-    """Add a day shard's per-product counters (`units:<id>`, `revenueCents:<id>`)."""
-    for name, value in doc.get("counters", {}).items():
-        kind, _, product_id = name.partition(":")
-        if kind not in ("units", "revenueCents") or not product_id:
-            continue
-        product = products.setdefault(
-            product_id, {"units": 0, "revenueCents": 0, "named": ("", "")}
+UNITS = "units:"
+REVENUE = "revenueCents:"
+
+
+class _ProductSales:
+    """Units and revenue per product summed over day shards (`units:<id>`,
+    `revenueCents:<id>` counters), and the name each product's lines carry on the
+    latest day it sold (ties: the greatest name). A 30-day range sums a few hundred
+    shards, so this loop is the query's own per-document cost: kept to dict updates."""
+
+    def __init__(self) -> None:
+        self.units: Counter[str] = Counter()
+        self.revenue: Counter[str] = Counter()
+        self.named: dict[str, tuple[str, str]] = {}
+
+    def add(self, doc: dict[str, Any]) -> None:
+        units, revenue = self.units, self.revenue
+        for name, value in doc.get("counters", {}).items():
+            if name.startswith(UNITS):
+                units[name[len(UNITS) :]] += value
+            elif name.startswith(REVENUE):
+                revenue[name[len(REVENUE) :]] += value
+        for name, names in doc.get("labels", {}).items():
+            if names and name.startswith(UNITS):
+                product_id = name[len(UNITS) :]
+                latest = (doc["day"], max(names))
+                if latest > self.named.get(product_id, ("", "")):
+                    self.named[product_id] = latest
+
+    def top(self) -> list[dict[str, Any]]:
+        ranked = sorted(
+            (p for p, units in self.units.items() if units and p),
+            key=lambda p: (-self.revenue[p], -self.units[p], p),
         )
-        product[kind] += value
-        # The name its lines carry on the latest day (ties: the greatest name).
-        names = doc.get("labels", {}).get(name, {})
-        if names:
-            product["named"] = max(product["named"], (doc["day"], max(names)))
-
-
-def _top_products(products: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    ranked = sorted(
-        (item for item in products.items() if item[1]["units"]),
-        key=lambda item: (-item[1]["revenueCents"], -item[1]["units"], item[0]),
-    )
-    return [
-        {
-            "productId": product_id,
-            "name": product["named"][1],
-            "units": product["units"],
-            "revenue": from_cents(product["revenueCents"]),
-        }
-        for product_id, product in ranked[:TOP_PRODUCTS]
-    ]
+        return [
+            {
+                "productId": product_id,
+                "name": self.named.get(product_id, ("", ""))[1],
+                "units": self.units[product_id],
+                "revenue": from_cents(self.revenue[product_id]),
+            }
+            for product_id in ranked[:TOP_PRODUCTS]
+        ]
 
 
 def product_sales(totals: dict[str, Any] | None) -> dict[str, Any]:
