@@ -37,15 +37,18 @@ REQUEST_TIMEOUT_SECONDS = 6
 
 # Variables requests would take from the environment: proxies (http_proxy, no_proxy, ...)
 # and CA bundles.
-_REQUESTS_ENVIRONMENT = ("proxy", "requests_ca_bundle", "curl_ca_bundle")
+REQUESTS_ENVIRONMENT = ("proxy", "requests_ca_bundle", "curl_ca_bundle")
 
 
 def _transport() -> RequestsTransport:
     """The HTTP transport. Allowed to, requests scans the whole environment on every
     request (a Function App's settings are environment variables: about a quarter of
     a projection's client CPU); it does so only when the environment holds something
-    it would use."""
-    used = any(name.lower().endswith(_REQUESTS_ENVIRONMENT) for name in os.environ)
+    it would use (requests and urllib skip empty values)."""
+    used = any(
+        value and name.lower().endswith(REQUESTS_ENVIRONMENT)
+        for name, value in os.environ.items()
+    )
     return RequestsTransport(use_env_settings=used)
 
 

@@ -155,6 +155,25 @@ def test_writer_needs_no_app_settings(containers):
         CosmosWriter(containers).execute(order_write(str(uuid.uuid4()), 1, "placed"))
 
 
+@pytest.mark.parametrize(
+    ("environment", "scanned"),
+    [
+        ({}, False),
+        ({"REQUESTS_CA_BUNDLE": "", "https_proxy": ""}, False),
+        ({"REQUESTS_CA_BUNDLE": "/etc/ssl/corporate.pem"}, True),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, True),
+        ({"no_proxy": "localhost"}, True),
+    ],
+)
+def test_requests_reads_the_environment_only_when_it_holds_something_to_use(
+    environment, scanned
+):
+    from shared.cosmos import _transport
+
+    with mock.patch.dict(os.environ, environment, clear=True):
+        assert _transport()._use_env_settings is scanned
+
+
 @pytest.fixture(scope="module")
 def counted(containers):
     """The writer-tests database with a contribution container (customer-orders) too."""
