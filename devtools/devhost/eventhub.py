@@ -7,6 +7,13 @@ batch, succeeded or failed once the retry policy is exhausted, the last event is
 checkpointed (Azure/azure-webjobs-sdk#2525); when the host is stopping, the batch in
 flight is not checkpointed, so it is delivered again after a restart (at least once).
 
+One difference, for the development machine's sake: a partition's checkpoint is written
+at most once every `CHECKPOINT_INTERVAL` (the latest completed batch's; the last one
+within that interval of the batch, and at once when the host stops). Each write is a
+blob request through the Storage SDK on the same cores as the HTTP functions, where the
+real host writes from its own .NET process; a crash re-delivers at most that interval's
+events, which at-least-once delivery allows anyway.
+
 The function argument is what the host would send the worker (eventhub_wire.py);
 checkpoints live in a `CheckpointStore` (checkpoints.py).
 """
@@ -32,6 +39,7 @@ from shared.eventlog import LocalEventLog, StoredEvent
 log = logging.getLogger("host")
 
 DEFAULT_POLL_INTERVAL = 0.05
+CHECKPOINT_INTERVAL = 1.0
 
 
 class EventHubListener:
@@ -48,6 +56,7 @@ class EventHubListener:
         stop: threading.Event,
         retry: RetryPolicy | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
     ) -> None:
         trigger = function.trigger
         self.function = function
@@ -65,6 +74,7 @@ class EventHubListener:
         self.stop_event = stop
         self.retry = function.retry or retry
         self.poll_interval = poll_interval
+        self.checkpoint_interval = checkpoint_interval
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -122,7 +132,9 @@ class EventHubListener:
         max_batch = max(1, self.host_config.max_event_batch_size)
         min_batch = max(1, min(self.host_config.min_event_batch_size, max_batch))
         waiting_since: float | None = None
+        checkpoints = _Checkpoints(self, partition_id)
         while not self.stop_event.is_set():
+            checkpoints.write_due()
             try:
                 events = self.event_log.read(partition_id, position, max_batch)
             except Exception as exc:  # noqa: BLE001 - a locked or missing log file must not kill the reader
@@ -155,9 +167,10 @@ class EventHubListener:
                     events[0].sequence_number,
                     events[-1].sequence_number,
                 )
-                return
-            self._checkpoint(partition_id, events[-1])
+                break
+            checkpoints.completed(events[-1])
             position = events[-1].sequence_number
+        checkpoints.write()
 
     def process_batch(self, partition_id: str, events: Sequence[StoredEvent]) -> bool:
         """Invoke the function for a batch; False when the host stopped before it was done."""
@@ -213,6 +226,30 @@ class EventHubListener:
                 event.sequence_number,
                 exc,
             )
+
+
+class _Checkpoints:
+    """A partition's latest completed batch, checkpointed at most every CHECKPOINT_INTERVAL."""
+
+    def __init__(self, listener: EventHubListener, partition_id: str) -> None:
+        self.listener = listener
+        self.partition_id = partition_id
+        self.pending: StoredEvent | None = None
+        self.written_at = float("-inf")
+
+    def completed(self, last: StoredEvent) -> None:
+        self.pending = last
+        self.write_due()
+
+    def write_due(self) -> None:
+        if time.monotonic() - self.written_at >= self.listener.checkpoint_interval:
+            self.write()
+
+    def write(self) -> None:
+        if self.pending is not None:
+            self.listener._checkpoint(self.partition_id, self.pending)
+            self.pending = None
+            self.written_at = time.monotonic()
 
 
 class EventHubRunner(ListenerGroup[EventHubListener]):
