@@ -66,6 +66,9 @@ class LocalEventLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # Appends queue here rather than in SQLite's busy handler, whose growing sleeps
+        # (1, 2, 5, 10... ms) made one preempted writer delay every publish behind it.
+        self._appending = threading.Lock()
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
             conn.execute(
@@ -99,6 +102,10 @@ class LocalEventLog:
 
     def append(self, events: Sequence[OutgoingEvent]) -> list[StoredEvent]:
         """Append all events atomically; returns them with their positions."""
+        with self._appending:
+            return self._append(events)
+
+    def _append(self, events: Sequence[OutgoingEvent]) -> list[StoredEvent]:
         stored: list[StoredEvent] = []
         conn = self._connect()
         now = datetime.now(UTC)

@@ -248,6 +248,7 @@ class Database:
         self._connect = connect
         self.dialect = dialect
         self._local = threading.local()
+        self._writer = threading.RLock() if dialect == "sqlite" else None
         self.statements = (
             0  # executed so far by this process (benchmarks: statements per command)
         )
@@ -269,24 +270,42 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        conn = self._connection()
-        with translating(self.dialect):
-            cursor = conn.cursor()
-            if self.dialect == "sqlite":
-                # Take the write lock up front: two SQLite writers that both read first
-                # would otherwise deadlock on upgrade instead of queueing.
-                cursor.execute("BEGIN IMMEDIATE")
-        try:
-            yield Transaction(cursor, self.dialect, self)
-            self._commit(conn)
-        except BaseException:
+        with self._sqlite_writer():
+            conn = self._connection()
+            with translating(self.dialect):
+                cursor = conn.cursor()
+                if self.dialect == "sqlite":
+                    # Take the write lock up front: two SQLite writers that both read
+                    # first would otherwise deadlock on upgrade instead of queueing.
+                    cursor.execute("BEGIN IMMEDIATE")
             try:
-                conn.rollback()
-            except Exception:  # noqa: BLE001 - the connection is gone; drop it
-                self._discard()
-            raise
+                yield Transaction(cursor, self.dialect, self)
+                self._commit(conn)
+            except BaseException:
+                try:
+                    conn.rollback()
+                except Exception:  # noqa: BLE001 - the connection is gone; drop it
+                    self._discard()
+                raise
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def _sqlite_writer(self) -> Iterator[None]:
+        """SQLite's file lock, queued in this process: the threads of one host wait
+        their turn on a lock that wakes the next as soon as it is free. Left to SQLite's
+        busy handler, a waiter sleeps 1, 2, 5, 10, 20... ms between tries, so one
+        preempted writer turned a millisecond's wait into tens of them for every
+        command queued behind it. (Azure SQL queues lock waits itself.)"""
+        if self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=SQLITE_LOCK_WAIT_SECONDS):
+            raise LockTimeout("SQLite database is locked by this process's writers")
+        try:
+            yield
         finally:
-            cursor.close()
+            self._writer.release()
 
     def _commit(self, conn: Any) -> None:
         try:
@@ -351,11 +370,18 @@ def from_db_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+# As long as SQLite's own busy timeout below: a request's budget ends first anyway.
+SQLITE_LOCK_WAIT_SECONDS = 10
+
+
 def _sqlite_connect(path: str) -> Callable[[], _SqliteConnection]:
     def connect() -> _SqliteConnection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
-            path, timeout=10, isolation_level=None, check_same_thread=False
+            path,
+            timeout=SQLITE_LOCK_WAIT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
