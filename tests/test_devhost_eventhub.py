@@ -269,6 +269,82 @@ def test_listener_batches_checkpoints_and_resumes(
     assert batches[3:] == [[7]]
 
 
+class CountingStore(MemoryCheckpointStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[int] = []
+
+    def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None:
+        self.written.append(checkpoint["sequence_number"])
+        super().update_checkpoint(checkpoint, **kwargs)
+
+
+def test_checkpoints_of_a_busy_partition_are_written_once_per_interval(
+    tmp_path: Path, invoker: Invoker
+) -> None:
+    log = LocalEventLog(tmp_path / "events.db", 1)
+    log.append([OutgoingEvent(f"e{i}".encode(), "k") for i in range(10)])
+    batches: list[list[int]] = []
+
+    def handler(events: list[func.EventHubEvent]) -> None:
+        batches.append([e.sequence_number for e in events])
+        time.sleep(0.05)
+
+    store = CountingStore()
+    stop = threading.Event()
+    listener = EventHubListener(
+        eh_function(handler),
+        event_log=log,
+        store=store,
+        invoker=invoker,
+        stop=stop,
+        host_config=HostConfig(max_event_batch_size=2),
+        poll_interval=0.01,
+        checkpoint_interval=0.3,
+    )
+    listener.start()
+    wait_for(lambda: len(batches) == 5, 5, "five batches")
+    # The first batch's checkpoint at once, the ones after within the interval: the
+    # last completed batch's checkpoint lands without another batch to carry it.
+    wait_for(lambda: checkpoints(store).get("0") == 9, 2, "checkpoint at 9")
+    stop.set()
+    assert listener.join(time.monotonic() + 5) == []
+    assert store.written[0] == 1 and store.written[-1] == 9
+    assert len(store.written) < len(batches)
+    assert store.written == sorted(store.written)
+
+
+def test_a_stopping_host_writes_the_checkpoint_it_was_holding(
+    tmp_path: Path, invoker: Invoker
+) -> None:
+    log = LocalEventLog(tmp_path / "events.db", 1)
+    log.append([OutgoingEvent(f"e{i}".encode(), "k") for i in range(4)])
+    batches: list[list[int]] = []
+
+    def handler(events: list[func.EventHubEvent]) -> None:
+        batches.append([e.sequence_number for e in events])
+
+    store = CountingStore()
+    stop = threading.Event()
+    listener = EventHubListener(
+        eh_function(handler),
+        event_log=log,
+        store=store,
+        invoker=invoker,
+        stop=stop,
+        host_config=HostConfig(max_event_batch_size=2),
+        poll_interval=0.01,
+        checkpoint_interval=60,
+    )
+    listener.start()
+    wait_for(lambda: len(batches) == 2, 5, "two batches")
+    time.sleep(0.1)
+    assert store.written == [1]  # the second batch's is held for the interval
+    stop.set()
+    assert listener.join(time.monotonic() + 5) == []
+    assert store.written == [1, 3]
+
+
 def test_failed_batch_is_retried_then_checkpointed(
     tmp_path: Path, invoker: Invoker
 ) -> None:

@@ -53,6 +53,30 @@ def test_a_locked_database_is_retried_until_the_lock_is_released(path):
     assert db.run(lambda tx: tx.one("SELECT n FROM t")) == (2,)
 
 
+def test_writers_of_one_process_queue_without_meeting_the_file_lock(path):
+    # No retries and a busy timeout of 50 ms against transactions of 5 ms each, eight
+    # threads at once: only a queue in the process keeps them from "database is locked".
+    db = impatient_sqlite(path)
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        for _ in range(10):
+            try:
+                with db.transaction() as tx:
+                    tx.execute("INSERT INTO t VALUES (?)", (n,))
+                    time.sleep(0.005)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert db.run(lambda tx: tx.one("SELECT count(*) FROM t")) == (80,)
+
+
 def test_retries_give_up_after_the_attempts(path):
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
