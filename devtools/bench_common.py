@@ -83,14 +83,32 @@ class CpuPressure:
         return (now - total) / 1e6 / max(time.monotonic() - started, 1e-9)
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc), or None."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (Linux), or None."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
+            return f.read().rpartition(")")[2].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time so far of a process and its live descendants (the dev
+    host's triggers run in worker processes), or None."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (theirs := _stat(int(entry.name))):
+            children[int(theirs[1])].append(int(entry.name))
+    ticks, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        if (mine := fields if current == pid else _stat(current)) is not None:
+            ticks += int(mine[11]) + int(mine[12])
+        stack += children.get(current, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @functools.cache

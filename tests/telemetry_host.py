@@ -3,8 +3,9 @@
 Takes the dev host's arguments. Before the host loads the app it installs the SDK with an
 `InMemorySpanExporter` and an `InMemoryMetricReader` (the app's `telemetry.configure()`
 then keeps them), and serves what they hold on a port of its own, written to
-`$TELEMETRY_TEST_DIR/<functions>.port` (the dev host runs HTTP functions and triggers in
-two processes): `GET /spans` and `GET /metrics`, as JSON.
+`$TELEMETRY_TEST_DIR/<functions>[-<only>].port` (the dev host runs HTTP functions and
+triggers in two processes, the triggers' in workers of their own): `GET /spans` and
+`GET /metrics`, as JSON.
 
 Test seam: while `$TELEMETRY_TEST_DIR/fail-publish` exists, publishing to the local event
 log fails, so a command's events are left to the outbox relay.
@@ -117,6 +118,8 @@ def main() -> int:
         if "--functions" in sys.argv
         else "all"
     )
+    if "--only" in sys.argv:  # a worker of the triggers host (devtools/devhost/workers.py)
+        functions += "-" + sys.argv[sys.argv.index("--only") + 1].replace(",", "+")
     telemetry.install([SimpleSpanProcessor(SPANS)], [METRICS])
     _fail_publish_while_flagged(folder)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Dump)

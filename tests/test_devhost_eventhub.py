@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import os
+import signal
 import threading
 import time
 import uuid
@@ -644,3 +646,46 @@ def test_retries_then_checkpoint_on_failure(scenario: EventHubScenario) -> None:
     assert scenario.delivered("eh_a")[-1] == (part, good.sequence_number)
     assert "RuntimeError: failing on purpose at sequence 0" in log
     assert "all 2 retries failed" in log
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_that_dies_stops_the_triggers_host(
+    scenario: EventHubScenario,
+) -> None:
+    # Each Event Hub function in a worker of its own, the timer in another; one gone,
+    # the host stops whole, so the stack's supervisor restarts it (no half host).
+    triggers = HostProcess(scenario.app_dir, scenario.env, functions="triggers")
+    with triggers:
+        assert triggers.proc is not None
+        workers = _children(triggers.proc.pid)
+        assert len(workers) == 3, triggers.log()  # eh_a, eh_b, the timer
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: triggers.proc.poll() is not None, 15, "the host to stop")
+    assert "exited with -9; stopping the host" in triggers.log()
+    wait_for(
+        lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 5, "workers gone"
+    )
+
+
+def test_workers_die_with_a_crashed_triggers_host(scenario: EventHubScenario) -> None:
+    triggers = HostProcess(scenario.app_dir, scenario.env, functions="triggers")
+    with triggers:
+        assert triggers.proc is not None
+        workers = _children(triggers.proc.pid)
+        assert workers
+        triggers.kill()  # SIGKILL to the host process alone
+    wait_for(
+        lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 5, "workers gone"
+    )

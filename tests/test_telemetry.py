@@ -41,9 +41,13 @@ class Traced:
     http: httpx.Client
     folder: Path
 
-    def _dump(self, functions: str, what: str) -> Any:
-        port = (self.folder / f"{functions}.port").read_text()
-        return httpx.get(f"http://127.0.0.1:{port}/{what}", timeout=10).json()
+    def _dump(self, functions: str, what: str) -> list[Any]:
+        """What the processes running `functions` hold (the triggers: every worker's)."""
+        found: list[Any] = []
+        for file in sorted(self.folder.glob(f"{functions}*.port")):
+            port = file.read_text()
+            found += httpx.get(f"http://127.0.0.1:{port}/{what}", timeout=10).json()
+        return found
 
     def spans(self, functions: str) -> list[dict[str, Any]]:
         return self._dump(functions, "spans")

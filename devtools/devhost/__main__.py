@@ -6,10 +6,11 @@ python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
 
 `--functions` runs a subset, as Flex Consumption scales HTTP functions apart from the
 Event Hub and timer functions: `http` serves the HTTP functions and starts no listener;
-`triggers` runs the Event Hub and timer listeners and serves only the host's admin status
-on `--port` (how a supervisor knows it is up). Two processes, one of each, keep the
-projections' threads off the HTTP functions' CPU and GIL. `all` (the default) is both in
-one process.
+`triggers` runs the Event Hub and timer functions, each Event Hub function in a worker
+process of its own (workers.py), and serves only the host's admin status on `--port`
+(how a supervisor knows it is up). Two processes, one of each, keep the projections'
+threads off the HTTP functions' CPU and GIL. `all` (the default) is everything in one
+process.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ from devtools.devhost.listeners import ListenerGroup
 from devtools.devhost.retry import RetryPolicy
 from devtools.devhost.settings import HostConfig, load_host_config, load_local_settings
 from devtools.devhost.timers import TimerRunner
+from devtools.devhost.workers import (
+    Workers,
+    die_with_the_host,
+    worker_groups,
+    worker_tag,
+)
 
 log = logging.getLogger("host")
 
@@ -112,6 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="all",
         help="which functions this process runs: HTTP, Event Hub and timer triggers, "
         "or all (default)",
+    )
+    parser.add_argument(
+        "--only",
+        help="with --functions triggers: run these functions (comma-separated) here; "
+        "without it, each Event Hub function runs in a worker process of its own",
     )
     return parser.parse_args(argv)
 
@@ -256,9 +268,32 @@ async def serve(
     return 2 if abandoned else 0
 
 
+def _log_tag(args: argparse.Namespace) -> str:
+    if args.only:
+        return worker_tag(args.only.split(","))
+    return "" if args.functions == "all" else args.functions
+
+
+def _only(
+    functions: list[IndexedFunction], names: list[str]
+) -> list[IndexedFunction] | None:
+    """The named trigger functions (a worker's share), or None when one is unknown."""
+    triggers = {f.name for f in functions if f.trigger_type != HTTP_TRIGGER}
+    if unknown := sorted(set(names) - triggers):
+        log.error(
+            "--only: no Event Hub or timer function named %s (there are: %s)",
+            ", ".join(unknown),
+            ", ".join(sorted(triggers)),
+        )
+        return None
+    return [f for f in functions if f.name in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_level, "" if args.functions == "all" else args.functions)
+    if args.only:
+        die_with_the_host()
+    configure_logging(args.log_level, _log_tag(args))
     shutdown = _Shutdown()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, shutdown)
@@ -281,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("Cannot load the function app %r from %s", args.app, root)
         return 1
     functions = index_functions(app, os.environ, root)
+    if args.only is not None:
+        functions = _only(functions, args.only.split(","))
+        if functions is None:
+            return 1
     base_url = f"http://{args.host}:{args.port}"
     log.info("Functions%s:", "" if args.functions == "all" else f" ({args.functions})")
     if runs_http(args):
@@ -291,7 +330,14 @@ def main(argv: list[str] | None = None) -> int:
             if function.trigger_type != HTTP_TRIGGER:
                 log.info("  %s: %s", function.name, function.trigger_type)
 
+    workers = None
+    if runs_triggers(args) and args.functions == "triggers" and args.only is None:
+        workers = Workers(args, worker_groups(functions))
+        functions = []  # all of them run in the workers
+        workers.start(on_exit=lambda: shutdown(signal.SIGTERM, None))
     code = asyncio.run(serve(args, functions, host_config, shutdown))
+    if workers is not None:
+        code = max(code, workers.stop(STOP_TIMEOUT + 5))
     if code == 2 or any(
         t.is_alive() and not t.daemon
         for t in threading.enumerate()

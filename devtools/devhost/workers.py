@@ -1,0 +1,140 @@
+"""`--functions triggers`: the Event Hub and timer functions in worker processes of their own.
+
+Flex Consumption scales every Event Hub function on its own instances, apart from the
+HTTP functions and from each other. Here each Event Hub function runs in a worker
+process (`--only <name>`), so one projection's threads share a GIL with its own
+partitions only, not with every projection's; the timer functions, which wake for a
+moment every few seconds, share one worker. This process only supervises them: it serves
+the admin status, shares its log file and process group with them (a signal to the
+group reaches every worker, as a crash of the host would), and stops all of them when
+one exits on its own, so whoever supervises the host sees it stopped and restarts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from devtools.devhost.indexing import EVENT_HUB_TRIGGER, TIMER_TRIGGER, IndexedFunction
+
+log = logging.getLogger("host")
+
+TIMERS = "timers"
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def worker_groups(functions: Iterable[IndexedFunction]) -> list[list[str]]:
+    """The functions each worker runs: an Event Hub function each, the timers together."""
+    functions = list(functions)
+    groups = [[f.name] for f in functions if f.trigger_type == EVENT_HUB_TRIGGER]
+    timers = [f.name for f in functions if f.trigger_type == TIMER_TRIGGER]
+    return groups + ([timers] if timers else [])
+
+
+def worker_tag(names: list[str]) -> str:
+    """How a worker tags its log lines: triggers/<its function>, or triggers/timers."""
+    return f"triggers/{names[0] if len(names) == 1 else TIMERS}"
+
+
+def main_module() -> str:
+    """The module this process was started as (`python -m ...`): workers run the same."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return spec.name if spec is not None else "devtools.devhost"
+
+
+def die_with_the_host() -> None:
+    """Called by a worker as it starts: killed with the process that started it (Linux),
+    as a crash of the host takes its workers with it; elsewhere a signal to the process
+    group does it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the host died before this line
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Workers:
+    """The worker processes of one triggers host."""
+
+    def __init__(self, args: argparse.Namespace, groups: list[list[str]]) -> None:
+        self.args = args
+        self.groups = groups
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.stopping = threading.Event()
+
+    def _argv(self, names: list[str]) -> list[str]:
+        args = self.args
+        return [
+            sys.executable,
+            "-m",
+            main_module(),
+            "--host",
+            args.host,
+            "--port",
+            "0",  # its admin status is nobody's business: any free port
+            "--app",
+            args.app,
+            "--settings",
+            args.settings,
+            "--root",
+            args.root,
+            "--log-level",
+            args.log_level,
+            "--functions",
+            "triggers",
+            "--only",
+            ",".join(names),
+        ]
+
+    def start(self, on_exit: Callable[[], None]) -> None:
+        """Start every worker; `on_exit` runs once if one exits before `stop()`."""
+        sys.stdout.flush()
+        for names in self.groups:
+            # Same stdout (the host's log) and the same process group.
+            self.processes.append(subprocess.Popen(self._argv(names)))
+            log.info("Worker %d: %s", self.processes[-1].pid, ", ".join(names))
+        threading.Thread(
+            target=self._watch, args=(on_exit,), name="workers", daemon=True
+        ).start()
+
+    def _watch(self, on_exit: Callable[[], None]) -> None:
+        while not self.stopping.wait(0.2):
+            for process, names in zip(self.processes, self.groups):
+                code = process.poll()
+                if code is not None:
+                    log.error(
+                        "Worker %d (%s) exited with %d; stopping the host",
+                        process.pid,
+                        ", ".join(names),
+                        code,
+                    )
+                    on_exit()
+                    return
+
+    def stop(self, timeout: float) -> int:
+        """Ask every worker to stop, wait up to `timeout`, kill the rest. 2 if any
+        worker abandoned an invocation (or had to be killed), else 0."""
+        self.stopping.set()
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        code = 0
+        for process in self.processes:
+            try:
+                returned = process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                returned = process.wait()
+            code = max(code, 2 if returned not in (0, -15) else 0)
+        return code
