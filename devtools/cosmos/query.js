@@ -12,6 +12,7 @@
 const { lib, queryLib, dependency, QUERY_LIB } = require("./stock");
 const { keyPaths, partitionId, headerValues } = require("./partition");
 const { documentsIn, documentsWhere, allDocuments } = require("./store");
+const { isStored } = require("./render");
 
 const parse = queryLib("index").default;
 const transform = queryLib("transformer").default;
@@ -95,9 +96,10 @@ QueryPrototype.exec = function exec(collection, options = {}) {
 // Same result as the stock helper (undefined dropped from arrays and objects), linear, and
 // copying only what it changes: the stock one deep-copied every row of every answer (most
 // of a query's cost when it returns hundreds of documents), although an answer is only
-// serialised, and a row without undefined in it can go out as it is.
+// serialised, and a row without undefined in it can go out as it is. The parts of stored
+// documents that render.js registers hold no undefined and are not even looked into.
 function stripUndefined(value) {
-  if (value === null || typeof value !== "object") return value;
+  if (value === null || typeof value !== "object" || isStored(value)) return value;
   return Array.isArray(value) ? stripArray(value) : stripObject(value);
 }
 

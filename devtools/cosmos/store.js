@@ -6,9 +6,11 @@
 // - equality indexes on the paths cross-partition queries pin (`c.kind = @kind`), so such a
 //   query reads the documents matching that term, as Cosmos DB answers it from its index;
 // - an undo log while a transactional batch runs, so a failed batch leaves nothing behind;
-// - the journal of committed writes (persistence.js), when the launcher keeps its data.
+// - the journal of committed writes (persistence.js), when the launcher keeps its data;
+// - each stored document known as stored, so its JSON text is reused (render.js).
 const { lib } = require("./stock");
 const { keyPaths, keyValues, partitionId } = require("./partition");
+const { keepStored } = require("./render");
 
 const { default: getValue } = lib("utils/get-value");
 
@@ -53,6 +55,7 @@ function partitions(documents) {
 }
 
 function indexAdd(documents, data) {
+  keepStored(data);
   for (const index of fieldIndexes(documents).values()) fieldAdd(index, data);
   const byPartition = partitions(documents);
   const pid = partitionId(keyValues(documents._keyPaths, data));
