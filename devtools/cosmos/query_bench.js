@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 "use strict";
 // Server-side cost of one cross-partition query in the stand-in, per returned document:
-// the query handler as the launcher installs it, then the JSON the server sends, with no
-// network or TLS in the way.
+// the query handler as the launcher installs it, then the response bytes as the launcher
+// renders them (render.js), with no network or TLS in the way. devtools/cosmos/bench.py
+// measures the same query through the SDK.
 //
 //   node devtools/cosmos/query_bench.js [--matching 300] [--others 3000] [--runs 300]
 //                                       [--page 0]
