@@ -344,12 +344,14 @@ const values = [
 for (const value of values) same(value);
 same(stored); // again, from the cache
 
-// A value holding undefined is not registered, so the query cleanup still looks into it.
-const holey = { id: "h", a: [1, undefined, 2], o: { u: undefined, k: {} } };
+// A value holding undefined is not registered, so the query cleanup still looks into it;
+// nor is anything deeper than a document's members.
+const holey = { id: "h", a: [1, undefined, 2], o: { u: undefined }, k: { d: {} } };
 assert(!keepStored(holey));
-assert(!isStored(holey) && !isStored(holey.a) && !isStored(holey.o) && isStored(holey.o.k));
+assert(!isStored(holey) && !isStored(holey.a) && !isStored(holey.o) && isStored(holey.k));
+assert(!isStored(holey.k.d) && isStored(stored.o) && !isStored(stored.o.k));
 assert.deepStrictEqual(stripUndefined([holey, undefined, stored]), [
-  { id: "h", a: [1, 2], o: { k: {} } },
+  { id: "h", a: [1, 2], o: {}, k: { d: {} } },
   stored,
 ]);
 assert.strictEqual(stripUndefined([stored])[0], stored);

@@ -2,7 +2,7 @@
 // Response bodies as JSON bytes, reusing the JSON text of stored documents.
 //
 // A stored document is never changed in place: every write stores a new object (the
-// batch undo log relies on that too). So the JSON text of a stored document, or of any
+// batch undo log relies on that too). So the JSON text of a stored document, or of an
 // object or array inside it, once computed stays right for as long as that object lives,
 // and a query answer that projects `c.counters` out of 240 documents is a join of 240
 // cached strings instead of 240 fresh serialisations (V8's JSON.stringify is slow on
@@ -13,21 +13,29 @@
 // anywhere inside, which lets the query engine's cleanup pass them through untouched
 // (query.js).
 
-// Each object and array inside a stored document -> its JSON text, or null until first rendered.
+// A stored document and each object or array among its members -> its JSON text, or null
+// until first rendered.
 const stored = new WeakMap();
+
+// Registered: a document and its members, the values queries return (SELECT *, VALUE c,
+// c.field). Deeper values are left out, as every registration costs memory (tens of
+// bytes); a query that returns one renders it as it renders any other value.
+const DEEPEST = 1;
 
 // Registers a document as it is stored (the store calls this on every write); false when
 // `value` holds undefined somewhere, and then it and its containers stay unregistered.
-function keepStored(value) {
+function keepStored(value, depth = 0) {
   if (value === undefined) return false;
   if (value === null || typeof value !== "object" || stored.has(value)) return true;
   let clean = true;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i += 1) if (!keepStored(value[i])) clean = false;
+    for (let i = 0; i < value.length; i += 1) if (!keepStored(value[i], depth + 1)) clean = false;
   } else {
-    for (const key of Object.keys(value)) if (!keepStored(value[key])) clean = false;
+    // Not Object.keys: listing a stored object's keys costs V8 memory for as long as the
+    // object lives (~200 bytes for a document).
+    for (const member of Object.values(value)) if (!keepStored(member, depth + 1)) clean = false;
   }
-  if (clean) stored.set(value, null);
+  if (clean && depth <= DEEPEST) stored.set(value, null);
   return clean;
 }
 
