@@ -333,13 +333,15 @@ const stored = JSON.parse(
 assert(keepStored(stored));
 const long = [];
 for (let i = 0; i < 3000; i += 1) long.push({ row: i, o: stored.o, s: "é😀".repeat(i % 7) });
+const large = JSON.parse(JSON.stringify({ id: "l", xs: long.map(({ row, s }) => ({ row, s })) }));
+assert(keepStored(large));
 const values = [
   undefined, null, 0, -0, NaN, Infinity, "", "é\u2028😀\ud800", true, () => 1, Symbol("s"),
   stored, stored.o, stored.a, [stored, stored.o.k, undefined, () => 1, , 3],
   { a: undefined, b: () => 1, c: stored.a, "q\"k\u2028": stored, d: new Date(0) },
   { toJSON: () => ({ x: 1 }) }, { v: { toJSON: () => undefined }, w: 1 }, [{ toJSON: () => undefined }],
   Object.assign(Object.create(null), { n: stored.o }), new Map([[1, 2]]), Object(1),
-  { Documents: long, _count: long.length },
+  { Documents: long, _count: long.length }, large, [large, stored, large], { a: large.xs },
 ];
 for (const value of values) same(value);
 same(stored); // again, from the cache

@@ -55,6 +55,12 @@ class Runs {
   }
 
   add(text) {
+    if (text.length >= RUN) {
+      // A long piece (a large stored document's cached text) is a run of its own, as is.
+      this.endRun();
+      this.runs.push(text);
+      return;
+    }
     this.text += text;
     if (this.text.length >= RUN) this.endRun();
   }
