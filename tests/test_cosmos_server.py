@@ -8,6 +8,7 @@ Each launcher runs on a free port of its own, so this file needs no local stack.
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -194,6 +195,173 @@ def test_a_cross_partition_query_reads_the_documents_its_pinned_term_matches(
         enable_cross_partition_query=True,
     )
     assert (numbers, read) == (["d10"], 1)
+
+
+def totals_document(i: int, **changes: Any) -> dict[str, Any]:
+    doc = {
+        "id": f"t{i}",
+        "pk": f"p{i % 3}",
+        "kind": "totals",
+        "day": f"2024-01-{i + 1:02d}",
+        "counters": {"units:a": i, "units:b": 2 * i},
+        "labels": {"größe": {"naïve ✓": i}, "line\u2028sep": {"😀": 1}},
+    }
+    return {**doc, **changes}
+
+
+def projected(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"day": doc["day"], "counters": doc["counters"], "labels": doc["labels"]}
+
+
+def test_answers_show_the_documents_as_they_are_now(container: ContainerProxy) -> None:
+    # The launcher reuses the JSON of stored documents (render.js) and no longer copies
+    # the rows of an answer: every kind of write shows in the next answer, projections
+    # still leave undefined out, and pages cut the same rows.
+    docs = {f"t{i}": totals_document(i) for i in range(20)}
+    for doc in docs.values():
+        container.create_item(doc)
+    container.create_item(
+        {"id": "line", "pk": "p0", "kind": "line", "day": "2024-01-01"}
+    )
+    query = (
+        "SELECT c.day, c.counters, c.labels, c.missing FROM c "
+        "WHERE c.kind = @kind AND c.day >= @from"
+    )
+    params = [
+        {"name": "@kind", "value": "totals"},
+        {"name": "@from", "value": "2024-01-01"},
+    ]
+
+    def answer() -> list[dict[str, Any]]:
+        return list(
+            container.query_items(
+                query, parameters=params, enable_cross_partition_query=True
+            )
+        )
+
+    def by_day(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(rows, key=lambda row: row["day"])
+
+    first = answer()
+    assert by_day(first) == [projected(d) for d in by_day(list(docs.values()))]
+    pages = [
+        list(page)
+        for page in container.query_items(
+            query,
+            parameters=params,
+            enable_cross_partition_query=True,
+            max_item_count=7,
+        ).by_page()
+    ]
+    assert [len(page) for page in pages] == [7, 7, 6]
+    assert [row for page in pages for row in page] == first
+    arrays = container.query_items(
+        'SELECT VALUE [c.day, c.missing, c.counters["units:b"]] FROM c WHERE c.kind = @kind',
+        parameters=params[:1],
+        enable_cross_partition_query=True,
+    )
+    # Undefined array elements are dropped, as the stock engine does.
+    assert sorted(arrays) == sorted(
+        [d["day"], d["counters"]["units:b"]] for d in docs.values()
+    )
+
+    docs["t1"] = totals_document(1, counters={"units:a": 100})
+    container.replace_item("t1", docs["t1"])
+    docs["t2"] = totals_document(2, labels={})
+    container.upsert_item(docs["t2"])
+    container.patch_item(
+        "t3",
+        "p0",
+        [
+            {"op": "incr", "path": "/counters/units:a", "value": 5},
+            {"op": "set", "path": "/labels/größe", "value": {"neu": 1}},
+        ],
+    )
+    docs["t3"]["counters"]["units:a"] += 5
+    docs["t3"]["labels"]["größe"] = {"neu": 1}
+    container.delete_item("t4", partition_key="p1")
+    del docs["t4"]
+    with pytest.raises(exceptions.CosmosBatchOperationError):
+        container.execute_item_batch(
+            [
+                ("replace", ("t5", totals_document(5, day="2025-01-01"))),
+                ("create", (totals_document(8),)),
+            ],
+            partition_key="p2",
+        )
+
+    now = answer()
+    assert by_day(now) == [projected(d) for d in by_day(list(docs.values()))]
+    # The same rows in the same (_rid) order as a query the equality index cannot serve.
+    unindexed = query.replace("c.kind = @kind", "c.kind >= @kind AND c.kind <= @kind")
+    assert now == list(
+        container.query_items(
+            unindexed, parameters=params, enable_cross_partition_query=True
+        )
+    )
+    whole = list(
+        container.query_items(
+            "SELECT * FROM c WHERE c.kind = @kind",
+            parameters=params[:1],
+            enable_cross_partition_query=True,
+        )
+    )
+    rids = [doc["_rid"] for doc in whole]
+    assert rids == sorted(rids)
+    for doc in whole:
+        assert doc == container.read_item(doc["id"], doc["pk"])
+        assert {k: v for k, v in doc.items() if not k.startswith("_")} == docs[
+            doc["id"]
+        ]
+
+
+RENDER_CHECK = r"""
+"use strict";
+const assert = require("assert");
+const { keepStored, isStored, jsonBytes } = require("./devtools/cosmos/render");
+const { queryLib } = require("./devtools/cosmos/stock");
+require("./devtools/cosmos/query");
+const { stripUndefined } = queryLib("helpers");
+
+const same = (value) => {
+  const bytes = jsonBytes(value);
+  assert.strictEqual(bytes === undefined ? undefined : bytes.toString(), JSON.stringify(value));
+};
+const stored = JSON.parse(
+  '{"id":"x","__proto__":{"a":1},"n":-0,"s":"q\\"\\n\\u2028é😀\\ud800","a":[1,[2,{}],null],"o":{"k":{"v":true}}}'
+);
+assert(keepStored(stored));
+const long = [];
+for (let i = 0; i < 3000; i += 1) long.push({ row: i, o: stored.o, s: "é😀".repeat(i % 7) });
+const large = JSON.parse(JSON.stringify({ id: "l", xs: long.map(({ row, s }) => ({ row, s })) }));
+assert(keepStored(large));
+const values = [
+  undefined, null, 0, -0, NaN, Infinity, "", "é\u2028😀\ud800", true, () => 1, Symbol("s"),
+  stored, stored.o, stored.a, [stored, stored.o.k, undefined, () => 1, , 3],
+  { a: undefined, b: () => 1, c: stored.a, "q\"k\u2028": stored, d: new Date(0) },
+  { toJSON: () => ({ x: 1 }) }, { v: { toJSON: () => undefined }, w: 1 }, [{ toJSON: () => undefined }],
+  Object.assign(Object.create(null), { n: stored.o }), new Map([[1, 2]]), Object(1),
+  { Documents: long, _count: long.length }, large, [large, stored, large], { a: large.xs },
+];
+for (const value of values) same(value);
+same(stored); // again, from the cache
+
+// A value holding undefined is not registered, so the query cleanup still looks into it;
+// nor is anything deeper than a document's members.
+const holey = { id: "h", a: [1, undefined, 2], o: { u: undefined }, k: { d: {} } };
+assert(!keepStored(holey));
+assert(!isStored(holey) && !isStored(holey.a) && !isStored(holey.o) && isStored(holey.k));
+assert(!isStored(holey.k.d) && isStored(stored.o) && !isStored(stored.o.k));
+assert.deepStrictEqual(stripUndefined([holey, undefined, stored]), [
+  { id: "h", a: [1, 2], o: {}, k: { d: {} } },
+  stored,
+]);
+assert.strictEqual(stripUndefined([stored])[0], stored);
+"""
+
+
+def test_the_launcher_renders_what_json_stringify_renders() -> None:
+    subprocess.run(["node", "-e", RENDER_CHECK], cwd=REPO_ROOT, check=True, timeout=60)
 
 
 def test_a_guarded_patch_checks_its_predicate_against_its_document(

@@ -1,15 +1,18 @@
 """Latency of the Cosmos stand-in's query and patch paths at a given container size.
 
     .venv/bin/python devtools/cosmos/bench.py [--docs 20000] [--partitions 200]
-        [--server devtools/cosmos_server.js] [--restart]
+        [--totals 240] [--server devtools/cosmos_server.js] [--restart]
 
 Starts the launcher on a free port (in memory, or with a temporary --data-dir when
 --restart is given), loads `--docs` documents spread over `--partitions` partition key
-values, then reports the median latency (ms, as the SDK sees it) of: a point read, an
-upsert, a single-partition query (partition_key=), a cross-partition query matching one
-document, a guarded patch (patch with a filter predicate) and a plain patch. With
+values and `--totals` day-totals documents (a day, 13 counters keyed by id, 6 label maps,
+~800 bytes of JSON each), then reports the median latency (ms, as the SDK sees it) of: a
+point read, an upsert, a single-partition query (partition_key=), a cross-partition query
+matching one document, the stats read's query over the day totals (also per returned
+document), a guarded patch (patch with a filter predicate) and a plain patch. With
 --restart it also stops the launcher gracefully, SIGKILLs a second start, and reports
-how long each restart took to accept requests again.
+how long each restart took to accept requests again. The server's side of the day-totals
+query alone: devtools/cosmos/query_bench.js.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +50,24 @@ def start(server: Path, port: int, log: Path, data_dir: Path | None) -> ManagedP
     return proc
 
 
+DAILY_TOTALS = (
+    "SELECT c.day, c.counters, c.labels FROM c "
+    "WHERE c.kind = @totals AND c.day >= @from AND c.day <= @to"
+)
+
+
+def day_totals(n: int, partitions: int) -> dict[str, object]:
+    """A document shaped like the day totals the stats read returns."""
+    return {
+        "id": f"totals-{n}",
+        "pk": f"p{n % partitions}",
+        "kind": "totals",
+        "day": (date(2020, 1, 1) + timedelta(days=n)).isoformat(),
+        "counters": {f"units:{uuid.uuid4()}": (n * 31 + i) % 1000 for i in range(13)},
+        "labels": {f"label{i}": {f"name{(n + i) % 5}": n + i} for i in range(6)},
+    }
+
+
 def median_ms(fn: Callable[[int], object], runs: int) -> float:
     fn(-1)  # warm the connection and any cache
     times = []
@@ -59,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=200)
+    parser.add_argument("--totals", type=int, default=240)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument(
         "--server", type=Path, default=REPO_ROOT / "devtools" / "cosmos_server.js"
@@ -85,7 +109,21 @@ def main() -> None:
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(args.docs)))
-        print(f"loaded {args.docs} documents in {time.perf_counter() - started:.1f} s")
+            list(
+                pool.map(
+                    lambda n: container.create_item(day_totals(n, args.partitions)),
+                    range(args.totals),
+                )
+            )
+        print(
+            f"loaded {args.docs} documents and {args.totals} day totals"
+            f" in {time.perf_counter() - started:.1f} s"
+        )
+        totals_params = [
+            {"name": "@totals", "value": "totals"},
+            {"name": "@from", "value": "2020-01-01"},
+            {"name": "@to", "value": "2099-12-31"},
+        ]
 
         def pick(i: int) -> int:
             return (i * 7919) % args.docs
@@ -131,6 +169,17 @@ def main() -> None:
                 ),
                 args.runs,
             ),
+            f"cross-partition query, {args.totals} day totals": median_ms(
+                lambda i: list(
+                    container.query_items(
+                        DAILY_TOTALS,
+                        parameters=totals_params,
+                        enable_cross_partition_query=True,
+                        max_item_count=1000,
+                    )
+                ),
+                args.runs,
+            ),
             "guarded patch (filter predicate)": median_ms(
                 lambda i: container.patch_item(
                     f"d{pick(i)}",
@@ -151,6 +200,11 @@ def main() -> None:
         }
         for name, ms in results.items():
             print(f"{name:45s} {ms:9.1f} ms")
+        if args.totals:
+            per_doc = results[f"cross-partition query, {args.totals} day totals"]
+            print(
+                f"{'  per returned day total':45s} {per_doc * 1000 / args.totals:9.1f} µs"
+            )
 
         if args.restart:
             for how in ("graceful stop", "SIGKILL"):

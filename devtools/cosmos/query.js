@@ -12,6 +12,7 @@
 const { lib, queryLib, dependency, QUERY_LIB } = require("./stock");
 const { keyPaths, partitionId, headerValues } = require("./partition");
 const { documentsIn, documentsWhere, allDocuments } = require("./store");
+const { isStored } = require("./render");
 
 const parse = queryLib("index").default;
 const transform = queryLib("transformer").default;
@@ -92,22 +93,63 @@ QueryPrototype.exec = function exec(collection, options = {}) {
   );
 };
 
-// Same result as the stock helper (undefined dropped from arrays and objects), linear.
-helpers.stripUndefined = function stripUndefined(value) {
-  if (Array.isArray(value)) {
-    const out = [];
-    for (const v of value) if (v !== undefined) out.push(stripUndefined(v));
-    return out;
+// Same result as the stock helper (undefined dropped from arrays and objects), linear, and
+// copying only what it changes: the stock one deep-copied every row of every answer (most
+// of a query's cost when it returns hundreds of documents), although an answer is only
+// serialised, and a row without undefined in it can go out as it is. The parts of stored
+// documents that render.js registers hold no undefined and are not even looked into.
+function stripUndefined(value) {
+  if (value === null || typeof value !== "object" || isStored(value)) return value;
+  return Array.isArray(value) ? stripArray(value) : stripObject(value);
+}
+
+function stripArray(value) {
+  let out = null; // the copy, started at the first element that changes
+  for (let i = 0; i < value.length; i += 1) {
+    const v = value[i];
+    const kept = v === undefined ? v : stripUndefined(v);
+    if (out === null && (v === undefined || kept !== v)) out = value.slice(0, i);
+    if (out !== null && kept !== undefined) out.push(kept);
   }
-  if (value && typeof value === "object") {
-    const out = {};
-    for (const key of Object.keys(value)) {
-      if (value[key] !== undefined) out[key] = stripUndefined(value[key]);
+  return out === null ? value : out;
+}
+
+function stripObject(value) {
+  const keys = Object.keys(value);
+  let out = null;
+  for (let i = 0; i < keys.length; i += 1) {
+    const v = value[keys[i]];
+    const kept = v === undefined ? v : stripUndefined(v);
+    if (out === null && (v === undefined || kept !== v)) {
+      out = {};
+      for (let j = 0; j < i; j += 1) out[keys[j]] = value[keys[j]];
     }
-    return out;
+    if (out !== null && kept !== undefined) out[keys[i]] = kept;
   }
-  return value;
+  return out === null ? value : out;
+}
+
+helpers.stripUndefined = stripUndefined;
+
+// Without ORDER BY the engine sorts its rows by _rid, comparing through a generic
+// comparator (about a third of a large answer's query time). Rows already in that order,
+// as the equality index hands them over (store.js), keep it: a stable sort would not move
+// them.
+const stockSort = helpers.sort;
+helpers.sort = function sort(collection, getRid, compositeIndexes, ...orders) {
+  if (!orders.length && inRidOrder(collection, getRid)) return collection.slice();
+  return stockSort(collection, getRid, compositeIndexes, ...orders);
 };
+
+function inRidOrder(rows, getRid) {
+  let previous = "";
+  for (let i = 0; i < rows.length; i += 1) {
+    const rid = getRid(rows[i]);
+    if (typeof rid !== "string" || rid < previous) return false;
+    previous = rid;
+  }
+  return true;
+}
 
 // --- Which logical partition a query reads --------------------------------------------
 

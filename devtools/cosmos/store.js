@@ -6,9 +6,11 @@
 // - equality indexes on the paths cross-partition queries pin (`c.kind = @kind`), so such a
 //   query reads the documents matching that term, as Cosmos DB answers it from its index;
 // - an undo log while a transactional batch runs, so a failed batch leaves nothing behind;
-// - the journal of committed writes (persistence.js), when the launcher keeps its data.
+// - the journal of committed writes (persistence.js), when the launcher keeps its data;
+// - each stored document known as stored, so its JSON text is reused (render.js).
 const { lib } = require("./stock");
 const { keyPaths, keyValues, partitionId } = require("./partition");
+const { keepStored } = require("./render");
 
 const { default: getValue } = lib("utils/get-value");
 
@@ -53,6 +55,7 @@ function partitions(documents) {
 }
 
 function indexAdd(documents, data) {
+  keepStored(data);
   for (const index of fieldIndexes(documents).values()) fieldAdd(index, data);
   const byPartition = partitions(documents);
   const pid = partitionId(keyValues(documents._keyPaths, data));
@@ -100,6 +103,7 @@ function fieldAdd(index, data) {
   if (!docs) index.byValue.set(key, (docs = new Map()));
   docs.set(data._rid, data);
   index.keyOf.set(data._rid, key);
+  index.inOrder.delete(key);
 }
 
 function fieldRemove(index, rid) {
@@ -109,23 +113,36 @@ function fieldRemove(index, rid) {
   const docs = index.byValue.get(key);
   docs.delete(rid);
   if (docs.size === 0) index.byValue.delete(key);
+  index.inOrder.delete(key);
 }
 
-// The stored documents whose value at `path` (segments) equals `value`, or null when the
-// container keeps no index on that path and may not start another. The index on a path
-// is built on its first use and kept by every write after.
+// The order the query engine puts rows in when a query has no ORDER BY.
+const byRid = (a, b) => (a._rid < b._rid ? -1 : a._rid > b._rid ? 1 : 0);
+
+// The stored documents whose value at `path` (segments) equals `value`, in _rid order (an
+// array shared between queries until a write changes it: not to be changed), or null
+// when the container keeps no index on that path and may not start another. The index on
+// a path is built on its first use and kept by every write after. Keeping each value's
+// documents sorted spares the query engine its _rid sort of them on every query.
 function documentsWhere(documents, path, value) {
   const indexes = fieldIndexes(documents);
   const name = path.join("/");
   let index = indexes.get(name);
   if (!index) {
     if (indexes.size >= MAX_FIELD_INDEXES) return null;
-    index = { path, byValue: new Map(), keyOf: new Map() };
+    index = { path, byValue: new Map(), keyOf: new Map(), inOrder: new Map() };
     for (const data of allDocuments(documents)) fieldAdd(index, data);
     indexes.set(name, index);
   }
-  const docs = index.byValue.get(scalarKey(value));
-  return docs ? [...docs.values()] : [];
+  const key = scalarKey(value);
+  let sorted = index.inOrder.get(key);
+  if (!sorted) {
+    const docs = index.byValue.get(key);
+    if (!docs) return [];
+    sorted = [...docs.values()].sort(byRid);
+    index.inOrder.set(key, sorted);
+  }
+  return sorted;
 }
 
 function allDocuments(documents) {
