@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--history-sizes", type=_list(int), default=list(bench_history.SIZES)
     )
-    parser.add_argument("--query-requests", type=int, default=200)
+    parser.add_argument("--query-requests", type=int, default=400)
     parser.add_argument("--save-baseline", action="store_true")
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(SECTIONS)

@@ -14,7 +14,7 @@ Azure adds a query-plan request and one request per physical partition):
 - search_orders with a customerId: 1 query page (+1 peek), +1 point read of the
   customer when q is given; without: 1 cross-partition TOP query.
 - product: 2 point reads (the product; its sales totals document).
-- sales_stats: 1 cross-partition query over the days' shard totals (8 per day).
+- sales_stats: 1 cross-partition query over the days' shard totals (4 per day).
 """
 
 from __future__ import annotations
