@@ -12,8 +12,10 @@ import os
 from functools import cache
 from typing import Any
 
+import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionKey
+from urllib3.util.retry import Retry
 
 from shared import config
 
@@ -40,16 +42,35 @@ REQUEST_TIMEOUT_SECONDS = 6
 REQUESTS_ENVIRONMENT = ("proxy", "requests_ca_bundle", "curl_ca_bundle")
 
 
+# Threads that may share a client at once: an instance's partition readers (up to 32)
+# and the writer's two pools (sync/cosmos_writer.py). Connections open only on demand.
+CONNECTION_POOL_SIZE = 64
+
+
 def _transport() -> RequestsTransport:
-    """The HTTP transport. Allowed to, requests scans the whole environment on every
-    request (a Function App's settings are environment variables: about a quarter of
-    a projection's client CPU); it does so only when the environment holds something
-    it would use (requests and urllib skip empty values)."""
+    """The HTTP transport.
+
+    Its own session, because azure-core's keeps 10 connections per host: with more
+    threads than that, every request past the tenth closed its connection after use
+    and the next one paid a new TLS handshake. And allowed to, requests scans the whole
+    environment on every request (a Function App's settings are environment variables:
+    about a quarter of a projection's client CPU); it does so only when the
+    environment holds something it would use (requests and urllib skip empty values).
+    """
     used = any(
         value and name.lower().endswith(REQUESTS_ENVIRONMENT)
         for name, value in os.environ.items()
     )
-    return RequestsTransport(use_env_settings=used)
+    session = requests.Session()
+    session.trust_env = used
+    # As azure-core mounts its own: its retry policies retry, urllib3 must not.
+    adapter = requests.adapters.HTTPAdapter(
+        pool_maxsize=CONNECTION_POOL_SIZE,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, use_env_settings=used)
 
 
 def _new_client(**options: Any) -> CosmosClient:

@@ -171,7 +171,19 @@ def test_requests_reads_the_environment_only_when_it_holds_something_to_use(
     from shared.cosmos import _transport
 
     with mock.patch.dict(os.environ, environment, clear=True):
-        assert _transport()._use_env_settings is scanned
+        transport = _transport()
+    assert transport._use_env_settings is scanned
+    assert transport.session.trust_env is scanned
+
+
+def test_the_client_keeps_a_connection_for_every_thread_that_may_share_it():
+    from shared.cosmos import CONNECTION_POOL_SIZE, _transport
+    from sync.cosmos_writer import CONCURRENT_WRITES
+
+    adapter = _transport().session.get_adapter("https://account.documents.azure.com")
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] == CONNECTION_POOL_SIZE
+    assert CONNECTION_POOL_SIZE >= 32 + 2 * CONCURRENT_WRITES
+    assert adapter.max_retries.total is False  # azure-core's policies do the retrying
 
 
 @pytest.fixture(scope="module")
