@@ -582,6 +582,16 @@ def figures(results: list[LevelResult]) -> dict[str, float]:
             round(percentile(fresh, 99), 1) if fresh else -1
         )
         rows[f"load never visible (>{GIVE_UP:.0f} s) {at}"] = len(accepted) - len(fresh)
+        # Which projection sets the tail: the order, customer and product documents
+        # are written by different ones.
+        by_kind: dict[str, list[float]] = {}
+        for s in answered:
+            if s.visible:
+                by_kind.setdefault(s.kind, []).append((s.visible - s.answered) * 1000)
+        for kind, times in sorted(by_kind.items()):
+            rows[f"load p99 ms: 202 -> visible, {kind} {at}"] = round(
+                percentile(times, 99), 1
+            )
         rows[f"load max lag events {at}"] = max((e for _, e, _ in r.lag), default=-1)
         rows[f"load max lag s {at}"] = max((s for _, _, s in r.lag), default=-1)
         rows[f"load probe requests/s ({r.probe}) {at}"] = round(
