@@ -25,7 +25,7 @@ from devtools.devhost.checkpoints import (
     checkpoint_container_name,
     explicit_storage_connection_string,
 )
-from devtools.devhost.eventhub import EventHubListener
+from devtools.devhost.eventhub import CHECKPOINT_INTERVAL, EventHubListener
 from devtools.devhost.eventhub_wire import FULLY_QUALIFIED_NAMESPACE, decode_trigger
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker
@@ -219,6 +219,7 @@ def listen(
     store: MemoryCheckpointStore,
     invoker: Invoker,
     batch: int = 3,
+    checkpoint_interval: float = CHECKPOINT_INTERVAL,
 ) -> tuple[EventHubListener, threading.Event]:
     stop = threading.Event()
     listener = EventHubListener(
@@ -229,6 +230,7 @@ def listen(
         stop=stop,
         host_config=HostConfig(max_event_batch_size=batch),
         poll_interval=0.01,
+        checkpoint_interval=checkpoint_interval,
     )
     listener.start()
     return listener, stop
@@ -293,18 +295,9 @@ def test_checkpoints_of_a_busy_partition_are_written_once_per_interval(
         time.sleep(0.05)
 
     store = CountingStore()
-    stop = threading.Event()
-    listener = EventHubListener(
-        eh_function(handler),
-        event_log=log,
-        store=store,
-        invoker=invoker,
-        stop=stop,
-        host_config=HostConfig(max_event_batch_size=2),
-        poll_interval=0.01,
-        checkpoint_interval=0.3,
+    listener, stop = listen(
+        eh_function(handler), log, store, invoker, 2, checkpoint_interval=0.3
     )
-    listener.start()
     wait_for(lambda: len(batches) == 5, 5, "five batches")
     # The first batch's checkpoint at once, the ones after within the interval: the
     # last completed batch's checkpoint lands without another batch to carry it.
@@ -327,18 +320,9 @@ def test_a_stopping_host_writes_the_checkpoint_it_was_holding(
         batches.append([e.sequence_number for e in events])
 
     store = CountingStore()
-    stop = threading.Event()
-    listener = EventHubListener(
-        eh_function(handler),
-        event_log=log,
-        store=store,
-        invoker=invoker,
-        stop=stop,
-        host_config=HostConfig(max_event_batch_size=2),
-        poll_interval=0.01,
-        checkpoint_interval=60,
+    listener, stop = listen(
+        eh_function(handler), log, store, invoker, 2, checkpoint_interval=60
     )
-    listener.start()
     wait_for(lambda: len(batches) == 2, 5, "two batches")
     time.sleep(0.1)
     assert store.written == [1]  # the second batch's is held for the interval
