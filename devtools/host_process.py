@@ -33,11 +33,12 @@ class DevHost:
     """The dev host (`python -m devtools.devhost`) on a fixed port with the stack's settings.
 
     Laid out as Flex Consumption runs the app: one child serves the HTTP functions on
-    `port`, another runs the Event Hub and timer functions, so the projections' threads
-    never take the HTTP functions' CPU or GIL. The second child serves only the host's
-    admin status, on a port of its own, which is how `start()` knows it is up.
-    `split=False` runs everything in one child instead. Both children append to one log,
-    each line tagged `http` or `triggers`.
+    `port`, another runs the Event Hub and timer functions (each Event Hub function in a
+    worker process of its own, devtools/devhost/workers.py), so the projections' threads
+    never take the HTTP functions' GIL. The second child serves only the host's admin
+    status, on a port of its own, which is how `start()` knows it is up.
+    `split=False` runs everything in one child instead. All of them append to one log,
+    each line tagged `http`, `triggers` or `triggers/<function>` (a worker).
 
     `kill()` then `start()`/`restart()` brings it back on the same port and state dir.
     `start()` starts whichever child is not running, so a supervisor restarts only the

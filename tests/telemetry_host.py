@@ -118,7 +118,8 @@ def main() -> int:
         if "--functions" in sys.argv
         else "all"
     )
-    if "--only" in sys.argv:  # a worker of the triggers host (devtools/devhost/workers.py)
+    # A worker of the triggers host (devtools/devhost/workers.py).
+    if "--only" in sys.argv:
         functions += "-" + sys.argv[sys.argv.index("--only") + 1].replace(",", "+")
     telemetry.install([SimpleSpanProcessor(SPANS)], [METRICS])
     _fail_publish_while_flagged(folder)

@@ -8,9 +8,9 @@ python -m devtools.devhost --host 127.0.0.1 --port 7071 [--app function_app:app]
 Event Hub and timer functions: `http` serves the HTTP functions and starts no listener;
 `triggers` runs the Event Hub and timer functions, each Event Hub function in a worker
 process of its own (workers.py), and serves only the host's admin status on `--port`
-(how a supervisor knows it is up). Two processes, one of each, keep the projections'
-threads off the HTTP functions' CPU and GIL. `all` (the default) is everything in one
-process.
+(how a supervisor knows it is up). An `http` host and a `triggers` host keep the
+projections' threads off the HTTP functions' CPU and GIL, and the workers keep each
+projection off the others'. `all` (the default) is everything in one process.
 """
 
 from __future__ import annotations
@@ -189,11 +189,14 @@ class _Shutdown:
     def __init__(self) -> None:
         self.requested = False
         self.server: uvicorn.Server | None = None
+        self.workers: Workers | None = None
 
     def __call__(self, signum: int, _frame: FrameType | None) -> None:
         if not self.requested:
             log.info("Received %s; stopping", signal.Signals(signum).name)
         self.requested = True
+        if self.workers is not None:
+            self.workers.stopping.set()  # they get the signal too: their exit is expected
         if self.server is not None:
             self.server.should_exit = True
 
@@ -291,6 +294,9 @@ def _only(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only is not None and args.functions != "triggers":
+        print("--only goes with --functions triggers", file=sys.stderr)
+        return 2
     if args.only:
         die_with_the_host()
     configure_logging(args.log_level, _log_tag(args))
@@ -332,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
 
     workers = None
     if runs_triggers(args) and args.functions == "triggers" and args.only is None:
-        workers = Workers(args, worker_groups(functions))
+        args.root = str(root)  # the workers start in it already
+        workers = shutdown.workers = Workers(args, worker_groups(functions))
         functions = []  # all of them run in the workers
         workers.start(on_exit=lambda: shutdown(signal.SIGTERM, None))
     code = asyncio.run(serve(args, functions, host_config, shutdown))

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, TIMER_TRIGGER, IndexedFunction
 
@@ -29,6 +30,9 @@ log = logging.getLogger("host")
 
 TIMERS = "timers"
 PR_SET_PDEATHSIG = 1  # prctl(2)
+HOST_PID = "DEVHOST_TRIGGERS_PID"  # the host a worker belongs to
+# Where `devtools` is imported from: the workers run `-m <module>` from the app's root.
+_TOOLS_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def worker_groups(functions: Iterable[IndexedFunction]) -> list[list[str]]:
@@ -51,15 +55,18 @@ def main_module() -> str:
 
 
 def die_with_the_host() -> None:
-    """Called by a worker as it starts: killed with the process that started it (Linux),
-    as a crash of the host takes its workers with it; elsewhere a signal to the process
-    group does it."""
+    """Called by a worker as it starts: killed with the host that started it (Linux's
+    parent-death signal), as a crash of the host takes its workers with it. If the host
+    is already gone (the worker was re-parented), it dies now: an orphan would go on
+    reading its consumer group beside the host's replacement."""
+    host = int(os.environ.get(HOST_PID, "0"))
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
     except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the host died before this line
+        pass  # not Linux: a signal to the process group still reaches the workers
+    if host and os.getppid() != host:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -97,11 +104,18 @@ class Workers:
         ]
 
     def start(self, on_exit: Callable[[], None]) -> None:
-        """Start every worker; `on_exit` runs once if one exits before `stop()`."""
+        """Start every worker; `on_exit` runs once if one exits before the host stops
+        (`stopping` set by its signal handler or by `stop()`)."""
         sys.stdout.flush()
+        path = os.environ.get("PYTHONPATH")
+        env = {
+            **os.environ,
+            HOST_PID: str(os.getpid()),
+            "PYTHONPATH": os.pathsep.join(p for p in (_TOOLS_ROOT, path) if p),
+        }
         for names in self.groups:
             # Same stdout (the host's log) and the same process group.
-            self.processes.append(subprocess.Popen(self._argv(names)))
+            self.processes.append(subprocess.Popen(self._argv(names), env=env))
             log.info("Worker %d: %s", self.processes[-1].pid, ", ".join(names))
         threading.Thread(
             target=self._watch, args=(on_exit,), name="workers", daemon=True
@@ -111,7 +125,7 @@ class Workers:
         while not self.stopping.wait(0.2):
             for process, names in zip(self.processes, self.groups):
                 code = process.poll()
-                if code is not None:
+                if code is not None and not self.stopping.is_set():
                     log.error(
                         "Worker %d (%s) exited with %d; stopping the host",
                         process.pid,
