@@ -331,6 +331,54 @@ def test_a_stopping_host_writes_the_checkpoint_it_was_holding(
     assert store.written == [1, 3]
 
 
+class FlakyStore(CountingStore):
+    """Refuses its first checkpoint write, as storage that is briefly down does."""
+
+    def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None:
+        if not self.written:
+            self.written.append(-1)
+            raise ConnectionError("storage down (test)")
+        super().update_checkpoint(checkpoint, **kwargs)
+
+
+def test_a_failed_checkpoint_write_is_tried_again(
+    tmp_path: Path, invoker: Invoker
+) -> None:
+    log = LocalEventLog(tmp_path / "events.db", 1)
+    log.append([OutgoingEvent(b"e0", "k")])
+    store = FlakyStore()
+    listener, stop = listen(
+        eh_function(lambda events: None), log, store, invoker, checkpoint_interval=0.2
+    )
+    wait_for(lambda: checkpoints(store).get("0") == 0, 5, "the checkpoint, retried")
+    stop.set()
+    assert listener.join(time.monotonic() + 5) == []
+    assert store.written == [-1, 0]
+
+
+def test_a_stop_mid_batch_writes_the_held_checkpoint_not_the_cut_short_one(
+    tmp_path: Path, invoker: Invoker
+) -> None:
+    log = LocalEventLog(tmp_path / "events.db", 1)
+    log.append([OutgoingEvent(f"e{i}".encode(), "k") for i in range(3)])
+    started = threading.Event()
+
+    def handler(events: list[func.EventHubEvent]) -> None:
+        if events[0].sequence_number == 2:
+            started.set()
+            time.sleep(0.3)  # the host stops while this batch runs
+
+    store = CountingStore()
+    listener, stop = listen(
+        eh_function(handler), log, store, invoker, 1, checkpoint_interval=60
+    )
+    assert started.wait(5)
+    stop.set()
+    assert listener.join(time.monotonic() + 5) == []
+    # 0 at once, 1 held for the interval and written at the stop, 2 cut short: never.
+    assert store.written == [0, 1]
+
+
 def test_failed_batch_is_retried_then_checkpointed(
     tmp_path: Path, invoker: Invoker
 ) -> None:

@@ -8,11 +8,13 @@ checkpointed (Azure/azure-webjobs-sdk#2525); when the host is stopping, the batc
 flight is not checkpointed, so it is delivered again after a restart (at least once).
 
 One difference, for the development machine's sake: a partition's checkpoint is written
-at most once every `CHECKPOINT_INTERVAL` (the latest completed batch's; the last one
-within that interval of the batch, and at once when the host stops). Each write is a
-blob request through the Storage SDK on the same cores as the HTTP functions, where the
-real host writes from its own .NET process; a crash re-delivers at most that interval's
-events, which at-least-once delivery allows anyway.
+at most once every `CHECKPOINT_INTERVAL` (the latest completed batch's, when the reader
+next looks for events after the interval, and at once when the host stops; one that
+fails is tried again an interval later), where host.json's batchCheckpointFrequency 1
+writes one per batch. Each write is a blob request through the Storage SDK on the same
+cores as the HTTP functions, where the real host writes from its own .NET process. A
+crash re-delivers the events since the last checkpoint written (a second's worth, more
+while a batch is being retried), which the at-least-once projections ignore.
 
 The function argument is what the host would send the worker (eventhub_wire.py);
 checkpoints live in a `CheckpointStore` (checkpoints.py).
@@ -206,7 +208,7 @@ class EventHubListener:
                 return False
         return True
 
-    def _checkpoint(self, partition_id: str, event: StoredEvent) -> None:
+    def _checkpoint(self, partition_id: str, event: StoredEvent) -> bool:
         try:
             self.store.update_checkpoint(
                 {
@@ -226,6 +228,8 @@ class EventHubListener:
                 event.sequence_number,
                 exc,
             )
+            return False
+        return True
 
 
 class _Checkpoints:
@@ -246,9 +250,11 @@ class _Checkpoints:
             self.write()
 
     def write(self) -> None:
+        """Write the held checkpoint; one that fails is held for the next try (an
+        interval later), not dropped."""
         if self.pending is not None:
-            self.listener._checkpoint(self.partition_id, self.pending)
-            self.pending = None
+            if self.listener._checkpoint(self.partition_id, self.pending):
+                self.pending = None
             self.written_at = time.monotonic()
 
 
