@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+APPEND_WAIT_SECONDS = 30
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -84,7 +86,9 @@ class LocalEventLog:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=APPEND_WAIT_SECONDS, isolation_level=None
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
@@ -102,8 +106,16 @@ class LocalEventLog:
 
     def append(self, events: Sequence[OutgoingEvent]) -> list[StoredEvent]:
         """Append all events atomically; returns them with their positions."""
-        with self._appending:
+        # As long as SQLite's own busy timeout: a publish then fails as "locked" (503, or
+        # left to the outbox relay) instead of waiting behind every other one.
+        if not self._appending.acquire(timeout=APPEND_WAIT_SECONDS):
+            raise sqlite3.OperationalError(
+                "database is locked (appends queued too long)"
+            )
+        try:
             return self._append(events)
+        finally:
+            self._appending.release()
 
     def _append(self, events: Sequence[OutgoingEvent]) -> list[StoredEvent]:
         stored: list[StoredEvent] = []

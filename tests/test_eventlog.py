@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -114,3 +115,14 @@ def test_concurrent_appends_from_threads_and_another_process(tmp_path: Path) -> 
     assert [e.sequence_number for e in events] == list(range(160))
     offsets = [e.offset for e in events]
     assert offsets == [sum(len(e.body) for e in events[:i]) for i in range(len(events))]
+
+
+def test_an_append_queued_too_long_fails_as_locked(tmp_path, monkeypatch):
+    from shared import eventlog
+
+    monkeypatch.setattr(eventlog, "APPEND_WAIT_SECONDS", 0.05)
+    log = LocalEventLog(tmp_path / "events.db", 1)
+    # Another thread's append, stuck, holds the queue.
+    with log._appending, pytest.raises(sqlite3.OperationalError, match="locked"):
+        log.append([OutgoingEvent(b"e", "k")])
+    assert log.append([OutgoingEvent(b"e", "k")])[0].sequence_number == 0
