@@ -52,9 +52,12 @@ def provision(settings: Mapping[str, str]) -> None:
         ensure_blob_containers()
         migrate.apply_migrations()
         _, newest = outbox.stats(db.database())
-        if newest and read_model_is_empty():
+        if not newest:
+            return
+        from sync.rebuild import rebuild
+
+        if read_model_is_empty():
             from sync.projections import PROJECTIONS
-            from sync.rebuild import rebuild
 
             for name in PROJECTIONS:
                 log.info(
@@ -63,6 +66,11 @@ def provision(settings: Mapping[str, str]) -> None:
                     name,
                     rebuild(name),
                 )
+        elif sales_totals_of_another_layout():
+            log.info(
+                "daily sales written with another shard count: rebuilt sales-stats %s",
+                rebuild("sales-stats"),
+            )
 
 
 def read_model_is_empty() -> bool:
@@ -76,6 +84,25 @@ def read_model_is_empty() -> bool:
         ) != [0]:
             return False
     return True
+
+
+def sales_totals_of_another_layout() -> bool:
+    """Whether `daily-sales` holds totals written with another shard count than
+    shared/read_model.SALES_SHARDS_PER_DAY (the stats read skips them): a persisted
+    local read model from before a change of it."""
+    from shared.cosmos import container
+    from shared.read_model import AGGREGATE, SALES_SHARDS_PER_DAY
+
+    counted = container("daily-sales").query_items(
+        "SELECT VALUE COUNT(1) FROM c WHERE c.kind = @totals "
+        "AND (NOT IS_DEFINED(c.shards) OR c.shards != @shards)",
+        parameters=[
+            {"name": "@totals", "value": AGGREGATE},
+            {"name": "@shards", "value": SALES_SHARDS_PER_DAY},
+        ],
+        enable_cross_partition_query=True,
+    )
+    return sum(counted) > 0
 
 
 def ensure_blob_containers() -> None:

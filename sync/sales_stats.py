@@ -16,16 +16,13 @@ from typing import Any
 
 from shared.events import ORDER_EVENTS, Event, OrderStatus
 from shared.money import to_cents
+from shared.read_model import SALES_SHARDS_PER_DAY
 from sync.order_detail import metadata
 from sync.writes import Counted, Write
 
 NAME = "sales-stats"
 DAILY_SALES = "daily-sales"
-# Each shard of a day is its own logical partition (10,000 RU/s at most: ~500 orders/s
-# at ~20 RU per order's batch), so 4 carry ~2,000 orders/s a day; every range read sums
-# all of a day's shards, so more cost each read. Changing it needs a rebuild of this
-# projection.
-SHARDS_PER_DAY = 4
+SHARDS_PER_DAY = SALES_SHARDS_PER_DAY  # why 4: shared/read_model.py
 
 
 def shard_of(order_id: str) -> int:
@@ -76,6 +73,6 @@ def plan(event: Event) -> list[Write]:
             },
             counts=counts,
             labels=names,
-            aggregate_fields={"day": day},
+            aggregate_fields={"day": day, "shards": SHARDS_PER_DAY},
         )
     ]

@@ -280,6 +280,45 @@ def test_a_read_model_emptied_while_the_stack_runs_is_rebuilt(
     assert api.get(f"/orders/{placed['id']}").status_code == 200
 
 
+def test_sales_totals_of_another_shard_count_are_skipped_then_rebuilt(
+    fault_stack, api, fault_sql, fault_cosmos
+):
+    from devtools.provision import provision
+    from shared.read_model import SALES_SHARDS_PER_DAY
+
+    c = customer(api)
+    p = product(api, stock=5)
+    placed = order(api, c["id"], [(p["id"], 1)])
+    assert_converges(fault_sql, fault_cosmos)
+    day = api.get(f"/orders/{placed['id']}").json()["placedAt"][:10]
+
+    def orders_that_day() -> int:
+        stats = api.get("/stats/sales", params={"from": day, "to": day}).json()
+        return stats["totals"]["orders"]
+
+    before = orders_that_day()
+    # A totals document as a read model written with another shard count leaves it.
+    sales = fault_stack.cosmos_client().get_database_client("orders")
+    old_layout = {
+        "id": "totals",
+        "dayShard": f"{day}#7",
+        "kind": "totals",
+        "day": day,
+        "counters": {"orders": 5},
+        "shards": 2 * SALES_SHARDS_PER_DAY,
+    }
+    sales.get_container_client("daily-sales").upsert_item(old_layout)
+    assert orders_that_day() == before  # never summed with the current layout's
+    provision(fault_stack.settings)  # what `make run` does on start
+    documents = sales.get_container_client("daily-sales").query_items(
+        "SELECT * FROM c WHERE c.dayShard = @pk",
+        parameters=[{"name": "@pk", "value": f"{day}#7"}],
+        enable_cross_partition_query=True,
+    )
+    assert list(documents) == []  # rebuilt from the outbox: the stray layout is gone
+    assert orders_that_day() == before
+
+
 def test_dead_letters_are_kept_when_their_container_vanished(fault_stack, api):
     storage = fault_stack.settings["DeadLetterStorage"]
     ContainerClient.from_connection_string(storage, "dead-letters").delete_container()

@@ -310,6 +310,7 @@ def test_sales_stats_read_the_days_totals_across_partitions(cosmos):
     assert options["enable_cross_partition_query"]
     assert {p["name"]: p["value"] for p in parameters} == {
         "@totals": "totals",
+        "@shards": 4,
         "@from": "2026-11-01",
         "@to": "2026-11-02",
     }
