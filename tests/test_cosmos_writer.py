@@ -172,7 +172,6 @@ def test_requests_reads_the_environment_only_when_it_holds_something_to_use(
 
     with mock.patch.dict(os.environ, environment, clear=True):
         transport = _transport()
-    assert transport._use_env_settings is scanned
     assert transport.session.trust_env is scanned
 
 
