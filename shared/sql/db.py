@@ -292,11 +292,11 @@ class Database:
 
     @contextmanager
     def _sqlite_writer(self) -> Iterator[None]:
-        """SQLite's file lock, queued in this process: the threads of one host wait
-        their turn on a lock that wakes the next as soon as it is free. Left to SQLite's
-        busy handler, a waiter sleeps 1, 2, 5, 10, 20... ms between tries, so one
-        preempted writer turned a millisecond's wait into tens of them for every
-        command queued behind it. (Azure SQL queues lock waits itself.)"""
+        """SQLite's file lock, queued in this process: the threads of one host wait on
+        a lock that wakes one of them as soon as it is free. Left to SQLite's busy
+        handler, a waiter sleeps 1, 2, 5, 10, 20... ms between tries, so one preempted
+        writer turned a millisecond's wait into tens of them for every command queued
+        behind it. (Azure SQL queues lock waits itself.)"""
         if self._writer is None:
             yield
             return
