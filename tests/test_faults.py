@@ -263,13 +263,19 @@ def test_killing_cosmos_mid_burst_heals_with_no_operator_step(
     assert [p["deadLettered"] for p in status.json()["projections"]] == [0, 0, 0, 0]
 
 
-def test_a_read_model_emptied_while_the_stack_runs_is_rebuilt(
-    fault_stack, api, fault_sql, fault_cosmos
-):
+def one_order_projected(api, fault_sql, fault_cosmos) -> dict:
+    """An order of a new customer and product, once every projection shows it."""
     c = customer(api)
     p = product(api, stock=5)
     placed = order(api, c["id"], [(p["id"], 1)])
     assert_converges(fault_sql, fault_cosmos)
+    return placed
+
+
+def test_a_read_model_emptied_while_the_stack_runs_is_rebuilt(
+    fault_stack, api, fault_sql, fault_cosmos
+):
+    placed = one_order_projected(api, fault_sql, fault_cosmos)
     fault_stack.cosmos_client().delete_database("orders")
     fault_stack.provision_interval = 1.0
     try:
@@ -286,10 +292,7 @@ def test_sales_totals_of_another_shard_count_are_skipped_then_rebuilt(
     from devtools.provision import provision
     from shared.read_model import SALES_SHARDS_PER_DAY
 
-    c = customer(api)
-    p = product(api, stock=5)
-    placed = order(api, c["id"], [(p["id"], 1)])
-    assert_converges(fault_sql, fault_cosmos)
+    placed = one_order_projected(api, fault_sql, fault_cosmos)
     day = api.get(f"/orders/{placed['id']}").json()["placedAt"][:10]
 
     def orders_that_day() -> int:
