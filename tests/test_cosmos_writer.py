@@ -83,42 +83,38 @@ def test_a_later_version_arriving_first_creates_the_document(containers):
     assert (doc["status"], doc["version"]) == ("delivered", 4)
 
 
+def rename(customer_id: str, version: int, name: str) -> list[Upsert | FanOut]:
+    """A customer rename as the order-detail projection plans it: a snapshot for orders
+    not seen yet, and a fan-out over the existing ones."""
+    return [
+        Upsert(
+            "projection-state",
+            f"test:customer:{customer_id}",
+            "test",
+            guard="version",
+            version=version,
+            fields={"projection": "test", "customer": {"name": name}},
+        ),
+        FanOut(
+            "orders",
+            "customerId",
+            customer_id,
+            guard="customerVersion",
+            version=version,
+            fields={"customer": {"name": name}},
+        ),
+    ]
+
+
 def test_fan_out_and_stored_snapshot_make_renames_reach_every_order(containers):
     writer = CosmosWriter(containers)
     customer_id = str(uuid.uuid4())
     first, later = str(uuid.uuid4()), str(uuid.uuid4())
     writer.execute(order_write(first, 1, "placed", customer_id=customer_id))
     # The rename: a snapshot for orders not seen yet, and a fan-out over the existing ones.
-    writer.execute(
-        Upsert(
-            "projection-state",
-            f"test:customer:{customer_id}",
-            "test",
-            guard="version",
-            version=2,
-            fields={"projection": "test", "customer": {"name": "Grace"}},
-        )
-    )
-    writer.execute(
-        FanOut(
-            "orders",
-            "customerId",
-            customer_id,
-            guard="customerVersion",
-            version=2,
-            fields={"customer": {"name": "Grace"}},
-        )
-    )
-    writer.execute(
-        FanOut(
-            "orders",
-            "customerId",
-            customer_id,
-            guard="customerVersion",
-            version=1,
-            fields={"customer": {"name": "Old"}},
-        )
-    )  # an older rename never wins
+    for write in rename(customer_id, 2, "Grace"):
+        writer.execute(write)
+    writer.execute(rename(customer_id, 1, "Old")[1])  # an older rename never wins
     writer.execute(
         order_write(later, 1, "placed", customer_id=customer_id)
     )  # carries the old name
@@ -266,28 +262,10 @@ def test_an_order_created_before_its_customers_rename_in_one_batch_takes_the_new
     containers,
 ):
     customer_id, order_id = str(uuid.uuid4()), str(uuid.uuid4())
-    rename = [
-        Upsert(
-            "projection-state",
-            f"test:customer:{customer_id}",
-            "test",
-            guard="version",
-            version=2,
-            fields={"projection": "test", "customer": {"name": "Grace"}},
-        ),
-        FanOut(
-            "orders",
-            "customerId",
-            customer_id,
-            guard="customerVersion",
-            version=2,
-            fields={"customer": {"name": "Grace"}},
-        ),
-    ]
     writes = collapse(
         [
             order_write(order_id, 1, "placed", customer_id=customer_id),
-            *rename,
+            *rename(customer_id, 2, "Grace"),
             order_write(order_id, 2, "shipped", customer_id=customer_id),
         ]
     )
