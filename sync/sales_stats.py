@@ -22,12 +22,11 @@ from sync.writes import Counted, Write
 
 NAME = "sales-stats"
 DAILY_SALES = "daily-sales"
-SHARDS_PER_DAY = SALES_SHARDS_PER_DAY  # why 4: shared/read_model.py
 
 
 def shard_of(order_id: str) -> int:
     return int.from_bytes(hashlib.sha256(order_id.encode()).digest()[:4], "big") % (
-        SHARDS_PER_DAY
+        SALES_SHARDS_PER_DAY
     )
 
 
@@ -73,6 +72,6 @@ def plan(event: Event) -> list[Write]:
             },
             counts=counts,
             labels=names,
-            aggregate_fields={"day": day, "shards": SHARDS_PER_DAY},
+            aggregate_fields={"day": day, "shards": SALES_SHARDS_PER_DAY},
         )
     ]
