@@ -36,6 +36,8 @@ from azure.cosmos import CosmosClient, PartitionKey
 
 from devtools.emulators import COSMOS_KEY
 from devtools.processes import ManagedProcess, free_port, port_accepts
+from queries.views import DAILY_TOTALS  # the stats read's own query
+from shared.read_model import AGGREGATE, SALES_SHARDS_PER_DAY
 
 warnings.filterwarnings("ignore", message="Unverified HTTPS request")
 
@@ -50,18 +52,13 @@ def start(server: Path, port: int, log: Path, data_dir: Path | None) -> ManagedP
     return proc
 
 
-DAILY_TOTALS = (
-    "SELECT c.day, c.counters, c.labels FROM c "
-    "WHERE c.kind = @totals AND c.day >= @from AND c.day <= @to"
-)
-
-
 def day_totals(n: int, partitions: int) -> dict[str, object]:
     """A document shaped like the day totals the stats read returns."""
     return {
         "id": f"totals-{n}",
         "pk": f"p{n % partitions}",
-        "kind": "totals",
+        "kind": AGGREGATE,
+        "shards": SALES_SHARDS_PER_DAY,
         "day": (date(2020, 1, 1) + timedelta(days=n)).isoformat(),
         "counters": {f"units:{uuid.uuid4()}": (n * 31 + i) % 1000 for i in range(13)},
         "labels": {f"label{i}": {f"name{(n + i) % 5}": n + i} for i in range(6)},
@@ -120,7 +117,8 @@ def main() -> None:
             f" in {time.perf_counter() - started:.1f} s"
         )
         totals_params = [
-            {"name": "@totals", "value": "totals"},
+            {"name": "@totals", "value": AGGREGATE},
+            {"name": "@shards", "value": SALES_SHARDS_PER_DAY},
             {"name": "@from", "value": "2020-01-01"},
             {"name": "@to", "value": "2099-12-31"},
         ]
