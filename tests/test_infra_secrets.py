@@ -46,14 +46,7 @@ def test_no_secret_literals_in_infra(path: Path):
 
 def bicep_calls(path: Path) -> list[str]:
     """The callee of every function call in a Bicep file (comments and strings excluded)."""
-    found: list[str] = []
-    stack = [tree_sitter_parser().parse(path.read_bytes()).root_node]
-    while stack:
-        node = stack.pop()
-        if node.type == "call_expression":
-            found.append(node.children[0].text.decode())
-        stack.extend(node.children)
-    return found
+    return bicep_calls_of_source(path.read_bytes())
 
 
 def test_no_template_reads_a_key_with_a_list_function():
@@ -74,7 +67,8 @@ def test_no_template_reads_a_key_with_a_list_function():
 
 
 def bicep_calls_of_source(source: bytes) -> list[str]:
-    """bicep_calls on a snippet, to show the check sees both call forms."""
+    """The callees of the function calls in Bicep source (also a snippet, to show the
+    check sees both call forms)."""
     tree = tree_sitter_parser().parse(source)
     found, stack = [], [tree.root_node]
     while stack:
