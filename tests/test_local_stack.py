@@ -28,6 +28,7 @@ from azure.cosmos import (
 )
 from azure.storage.blob import BlobServiceClient
 
+from devtools.devhost.workers import NICE
 from devtools.emulators import COSMOS_KEY
 from devtools.host_process import HOST_STATUS_PATH, DevHost
 from devtools.processes import ManagedProcess, StackError, free_port, port_accepts
@@ -489,3 +490,37 @@ def test_real_devhost_runs_projections_outside_the_http_process(
     for line in trigger_lines:
         mine = next((p for p in projections if f"{p}'" in line), "timers")
         assert f" triggers/{mine} [host] " in line, line
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_real_devhost_gives_the_http_functions_the_cpu_first(
+    devhost: DevHost,
+) -> None:
+    assert devhost.triggers is not None
+    http_pid, triggers_pid = devhost.http.pid, devhost.triggers.pid
+    assert http_pid and triggers_pid
+    workers = _children(triggers_pid)
+    assert len(workers) == 5  # one per Event Hub function, one for the timers
+    http_nice = os.getpriority(os.PRIO_PROCESS, http_pid)
+    for pid in [triggers_pid, *workers]:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, http_nice + NICE)
+    autogroup = Path(f"/proc/{triggers_pid}/autogroup")
+    if autogroup.exists():  # Linux with autogroup: the session's nice value counts
+        group, _, nice = autogroup.read_text().split()
+        http_group, _, http_group_nice = (
+            Path(f"/proc/{http_pid}/autogroup").read_text().split()
+        )
+        assert group != http_group and (nice, http_group_nice) == (str(NICE), "0")

@@ -45,8 +45,10 @@ from devtools.devhost.retry import RetryPolicy
 from devtools.devhost.settings import HostConfig, load_host_config, load_local_settings
 from devtools.devhost.timers import TimerRunner
 from devtools.devhost.workers import (
+    NICE,
     Workers,
     die_with_the_host,
+    lower_priority,
     worker_groups,
     worker_tag,
 )
@@ -124,6 +126,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         help="with --functions triggers: run these functions (comma-separated) here; "
         "without it, each Event Hub function runs in a worker process of its own",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=NICE,
+        help="with --functions triggers: how much lower the triggers' CPU priority is "
+        f"than the HTTP functions' (a nice increment; default {NICE}, 0 keeps it)",
     )
     return parser.parse_args(argv)
 
@@ -339,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = None
     if runs_triggers(args) and args.functions == "triggers" and args.only is None:
         args.root = str(root)  # the workers start in it already
+        lower_priority(args.nice)  # before the workers start: they inherit it
         workers = shutdown.workers = Workers(args, worker_groups(functions))
         functions = []  # all of them run in the workers
         workers.start(on_exit=lambda: shutdown(signal.SIGTERM, None))
