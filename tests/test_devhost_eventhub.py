@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _strptime  # type: ignore[import-not-found]
 import inspect
 import itertools
 import json
@@ -99,6 +100,32 @@ def test_batch_argument_like_the_worker_builds_it() -> None:
     )
     assert metadata["SystemPropertiesArray"][1]["PartitionKey"] is None
     assert metadata["sys"]["MethodName"] == "fn"
+
+
+def test_a_projection_decodes_batches_without_compiling_date_formats_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sync.functions  # noqa: F401 - the app imports it: it sizes strptime's cache
+
+    events = [stored(seq) for seq in range(10)]
+    batch = {
+        "many": True,
+        "function_name": "fn",
+        "eventhub_name": "hub",
+        "consumer_group": "cg",
+        "partition_id": "2",
+    }
+    decode_trigger(events, **batch)
+    compiled: list[str] = []
+    original = _strptime.TimeRE.compile
+    monkeypatch.setattr(
+        _strptime.TimeRE,
+        "compile",
+        lambda self, fmt: compiled.append(fmt) or original(self, fmt),
+    )
+    decoded = decode_trigger(events, **batch)
+    assert [e.enqueued_time for e in decoded] == [ENQUEUED.replace(tzinfo=None)] * 10
+    assert compiled == []
 
 
 def test_single_event_argument_and_string_data_type() -> None:
