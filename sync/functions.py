@@ -12,10 +12,13 @@ from shared.cosmos import sync_container
 from sync import catch_up
 from sync.cosmos_writer import CosmosWriter
 from sync.dead_letters import dead_letters
+from sync.positions import PositionRecorder
 from sync.projections import PROJECTIONS, consumer_group
 from sync.runner import Delivery, process, utc
 
 bp = func.Blueprint()
+# The live triggers' positions, written at most once a second per partition.
+positions = PositionRecorder()
 
 MAX_RETRIES = 5
 # The worker's converter (azure-functions) parses each delivered event's enqueued time by
@@ -75,6 +78,7 @@ def register(projection: str) -> None:
             CosmosWriter(sync_container),
             dead_letters(),
             final_attempt=is_final_attempt(context),
+            positions=positions,
         )
 
     handler.__name__ = handler.__qualname__ = name

@@ -27,6 +27,7 @@ from azure.core.exceptions import HttpResponseError
 from shared.events import Event
 from sync import unknown_events
 from sync.ports import DeadLetters, Outcome, Writer
+from sync.positions import PositionRecorder
 from sync.telemetry import observed_batch
 from sync.writes import Upsert, Write, collapse
 
@@ -190,6 +191,7 @@ def process(
     final_attempt: bool,
     record_positions: bool = True,
     after: int | None = None,
+    positions: PositionRecorder | None = None,
 ) -> BatchResult:
     started = time.perf_counter()
     batch = _Batch(projection, deliveries, dead_letters, final_attempt)
@@ -198,7 +200,7 @@ def process(
     for outcome in writer.execute_all(collapse(planned)):
         _settle(batch, outcome)
     if record_positions and not batch.result.unapplied:
-        _record_positions(batch, writer, after)
+        _record_positions(batch, writer, after, positions)
     result = batch.result
     result.applied = len(batch.events)
     result.requests = writer.requests - requests_before
@@ -270,18 +272,26 @@ def _settle(batch: _Batch, outcome: Outcome) -> None:
             batch.park(delivery, f"{type(error).__name__}: {error}", event.event_id)
 
 
-def _record_positions(batch: _Batch, writer: Writer, after: int | None) -> None:
-    """Advance each delivered partition's recorded position; a failure only delays it."""
+def _record_positions(
+    batch: _Batch,
+    writer: Writer,
+    after: int | None,
+    positions: PositionRecorder | None,
+) -> None:
+    """Advance each delivered partition's recorded position, now or through `positions`
+    (at most once a second per partition); a failure only delays it."""
     by_partition: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in batch.deliveries:
         by_partition[delivery.partition].append(delivery)
     for partition, delivered in by_partition.items():
+        write = position_write(
+            batch.projection, partition, delivered, batch.events, after
+        )
+        if positions is not None:
+            positions.note(write, writer)
+            continue
         try:
-            writer.execute(
-                position_write(
-                    batch.projection, partition, delivered, batch.events, after
-                )
-            )
+            writer.execute(write)
         except Exception:
             log.warning(
                 "%s: could not record the position of partition %s",
