@@ -12,7 +12,7 @@ returns) until it holds the command's version; 202 -> visible is when the answer
 that showed it arrived, so it includes up to one probe interval. Two ways
 (`probe`):
 
-- "cosmos" (default): every 25 ms, one query per container reads the versions of
+- "cosmos" (default): every 50 ms, one query per container reads the versions of
   all the documents still awaited, straight from the read model. The probes then
   add no work to the dev host, whose small pool of worker threads would otherwise
   share commands with a few probe reads per command, and the command latency is
@@ -55,7 +55,7 @@ LEVELS = (20, 50, 100)
 SECONDS = 12.0
 FIRST_PROBE = 0.02
 MAX_PROBE_INTERVAL = 0.1
-COSMOS_PROBE_INTERVAL = 0.025
+COSMOS_PROBE_INTERVAL = 0.05
 GIVE_UP = 30.0  # a command not visible by then counts as never visible
 LAG_POLL = 0.5
 CUSTOMERS = 20
