@@ -115,8 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PROJECTION_CATCH_UP_AFTER_SECONDS",
         "A projection partition whose recorded position has not advanced for this long "
-        "while the event log holds newer events is re-driven by the catch-up pass.",
-        default="60",
+        "while the event log holds newer events is re-driven by the catch-up pass (a live "
+        "partition's position moves every second; one left behind by a crash is not).",
+        default="15",
         azure="optional",
     ),
     Setting(
