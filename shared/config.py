@@ -116,8 +116,9 @@ SETTINGS: tuple[Setting, ...] = (
         "PROJECTION_CATCH_UP_AFTER_SECONDS",
         "A projection partition whose recorded position has not advanced for this long "
         "while the event log holds newer events is re-driven by the catch-up pass (a live "
-        "partition's position moves every second; one left behind by a crash is not).",
-        default="15",
+        "partition's position moves every second; one left behind by a crash does not). "
+        "Longer than the triggers' own retries (about 31 s), which it would only duplicate.",
+        default="45",
         azure="optional",
     ),
     Setting(

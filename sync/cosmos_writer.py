@@ -65,9 +65,11 @@ MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
 
 # Writers of one logical partition in this process take turns, so the second starts from
 # the first's result (its ETags, in known_documents) instead of failing its batch's
-# preconditions and reading the partition again: at 50 commands/s, with a projection's
-# partitions read by threads of one process, a fifth of the contribution batches had
-# raced. Striped: memory stays bounded whatever the number of partitions.
+# preconditions and reading the partition again: the threads that read a projection's
+# Event Hubs partitions write the same hot partitions (a popular product, a day's sales
+# shard). The lock spans the batch's requests, throttling retries included: a throttled
+# hot partition holds up only its own writers (and the rare one sharing its stripe).
+# Striped: memory stays bounded whatever the number of partitions.
 _PARTITION_LOCKS = tuple(threading.Lock() for _ in range(256))
 
 

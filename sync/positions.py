@@ -1,25 +1,28 @@
 """Recording the live projections' positions at most once a second per partition.
 
 Every applied batch advances its partition's recorded position (`sync.runner.position_write`:
-contiguous, guarded). Written batch by batch, that is one Cosmos DB request per batch: at
-low load, when a batch holds one or two events, a third of a projection's requests and
-CPU. The recorder keeps, per partition, the range of applied batches not yet recorded and
-writes it once the partition's last write is `interval` old: from the batch that finds it
-due, or from a background thread, so a partition that falls quiet is recorded too.
+contiguous, guarded). Written batch by batch, that is one Cosmos DB request per batch,
+whatever the batch holds: at low load, most of a projection's requests. The recorder keeps,
+per partition, the range of applied batches not yet recorded and writes it once the
+partition's last write is `interval` old: from the batch that finds it due, or from a
+background thread, so a partition that falls quiet is recorded too, and when the process
+exits.
 
 What it costs: the position, and the lag `GET /api/projections` shows, trails by up to
-`interval`; a process that stops in between leaves its position behind, and the catch-up
-pass re-drives those events after PROJECTION_CATCH_UP_AFTER_SECONDS (applying them again
-changes nothing). A range never bridges a gap: a batch that does not continue the pending
-range has that range written first and starts its own, which the position's guard refuses
-if the gap is real, as it would refuse the batch's own write.
+`interval`. A process that dies leaves its position that far behind what it applied; the
+next owner's ranges are refused as a gap and the catch-up pass re-drives those events after
+PROJECTION_CATCH_UP_AFTER_SECONDS (applying them again changes nothing). A new owner of a
+partition writes its first range only two intervals after its first batch, by when the
+previous owner's last range (flushed as it stopped) has landed. A range never bridges a
+gap: a batch that does not touch the pending range on both sides has that range written
+first and starts its own, which the position's guard refuses if the gap is real, as it
+would refuse the batch's own write.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,9 +37,11 @@ INTERVAL = 1.0  # seconds between two writes of one partition's position
 
 
 def continues(pending: Upsert, write: Upsert) -> bool:
-    """The batch `write` stands for starts at or before the end of `pending`'s range."""
-    start = write.requires_at_least
-    return start is not None and pending.version >= start
+    """The two ranges overlap or touch: together they are one range, with no gap."""
+    start, pending_start = write.requires_at_least, pending.requires_at_least
+    if start is None or pending_start is None:
+        return False
+    return start <= pending.version and write.version >= pending_start
 
 
 def merged(pending: Upsert, write: Upsert) -> Upsert:
@@ -63,7 +68,10 @@ class _Partition:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: Upsert | None = None
     writer: Writer | None = None
-    written_at: float = -math.inf
+    written_at: float = 0.0
+
+    def due(self, interval: float, now: float) -> bool:
+        return self.pending is not None and now >= self.written_at + interval
 
 
 class PositionRecorder:
@@ -83,11 +91,24 @@ class PositionRecorder:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unreported = 0  # requests of writes made outside any batch
+
+    def take_requests(self) -> int:
+        """Cosmos DB requests of background writes since the last call (a batch reports
+        them with its own, so request counts stay whole)."""
+        with self._lock:
+            taken, self._unreported = self._unreported, 0
+        return taken
 
     def note(self, write: Upsert, writer: Writer) -> None:
         """A batch was applied: its position write is due now or joins the pending range."""
         with self._lock:
-            part = self._partitions.setdefault(write.id, _Partition())
+            part = self._partitions.get(write.id)
+            if part is None:
+                # New here (a start, or a partition taken over): wait out the previous
+                # owner's last range before writing.
+                part = _Partition(written_at=self._clock() + self.interval)
+                self._partitions[write.id] = part
         with part.lock:
             if part.pending is not None and not continues(part.pending, write):
                 self._write(part)  # the range before the gap goes first
@@ -95,7 +116,7 @@ class PositionRecorder:
                 write if part.pending is None else merged(part.pending, write)
             )
             part.writer = writer
-            if self._clock() - part.written_at >= self.interval:
+            if part.due(self.interval, self._clock()):
                 self._write(part)
             waiting = part.pending is not None
         if waiting and self._background:
@@ -103,15 +124,20 @@ class PositionRecorder:
             self._wake.set()
 
     def flush(self, *, due_only: bool = False) -> None:
-        """Write what is pending (only what is due with `due_only`)."""
+        """Write what is pending (only what is due with `due_only`), outside any batch."""
         with self._lock:
             parts = list(self._partitions.values())
         for part in parts:
             with part.lock:
                 if part.pending is not None and (
-                    not due_only or self._clock() - part.written_at >= self.interval
+                    not due_only or part.due(self.interval, self._clock())
                 ):
+                    writer = part.writer
+                    assert writer is not None
+                    before = writer.requests
                     self._write(part)
+                    with self._lock:
+                        self._unreported += writer.requests - before
 
     def pending(self) -> list[Upsert]:
         with self._lock:
@@ -132,7 +158,7 @@ class PositionRecorder:
         with self._lock:
             parts = list(self._partitions.values())
         due = [p.written_at + self.interval for p in parts if p.pending is not None]
-        return min(due) - self._clock() if due else None
+        return max(0.0, min(due) - self._clock()) if due else None
 
     def _start(self) -> None:
         with self._lock:
@@ -142,13 +168,17 @@ class PositionRecorder:
                 target=self._run, name="positions", daemon=True
             )
             self._thread.start()
-        atexit.register(self.flush)  # a stopping worker records what it applied
+        atexit.register(self.flush)  # an exiting process records what it applied
 
     def _run(self) -> None:
         while True:
-            delay = self._next_due()
-            if delay is None or delay > 0:
-                self._wake.wait(delay)
-                self._wake.clear()
-                continue
-            self.flush(due_only=True)
+            try:
+                delay = self._next_due()
+                if delay is None or delay > 0:
+                    self._wake.wait(delay)
+                    self._wake.clear()
+                    continue
+                self.flush(due_only=True)
+            except Exception:  # the thread must outlive any one failure
+                log.exception("recording positions failed; trying again")
+                time.sleep(self.interval)

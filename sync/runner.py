@@ -204,6 +204,8 @@ def process(
     result = batch.result
     result.applied = len(batch.events)
     result.requests = writer.requests - requests_before
+    if positions is not None:
+        result.requests += positions.take_requests()
     result.seconds = time.perf_counter() - started
     log.info(
         "%s: %d event(s) -> %d write(s), %d Cosmos request(s), %d dead-lettered, "

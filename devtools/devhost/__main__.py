@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import os
 import signal
@@ -360,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         for t in threading.enumerate()
         if t is not threading.main_thread()
     ):
-        # A function still runs (it cannot be interrupted): exit anyway, as the host kills its worker.
+        # A function still runs (it cannot be interrupted): exit anyway, as the host kills
+        # its worker, after what a normal exit runs (the projections' pending positions).
+        atexit._run_exitfuncs()
         logging.shutdown()
         os._exit(0)
     return code

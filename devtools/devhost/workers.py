@@ -79,20 +79,31 @@ def lower_priority(increment: int) -> None:
 
     In Azure the HTTP functions' instances share no CPU with the Event Hub and timer
     functions' (Flex Consumption scales them apart); on one machine the nearest thing is a
-    lower priority for the triggers. Measured with `make bench` on 2 cores at 20 and 50
-    commands/s: command p99 through the dev host ~25-30 ms with it, 60-400 ms without, as
-    projections then take the cores from under a command between its steps. Linux
-    (autogroup) shares the CPU first between sessions and applies a nice value only
-    within its session: a host that leads its own session (as `make run` starts it)
-    lowers the session's too. Elsewhere the per-process nice value is what counts."""
+    lower priority for the triggers, so that projections do not take the cores from under
+    a command between its steps. Linux (autogroup) shares the CPU first between sessions
+    and applies a nice value only within its session: a host that leads its own session
+    (as `make run` starts it) lowers the session's too. A nice value weighs, it does not
+    forbid: the triggers still get a share when the HTTP functions are busy."""
+    increment = min(increment, 19)
     if increment <= 0:
         return
     os.nice(increment)
-    if os.getsid(0) == os.getpid() and AUTOGROUP.exists():
+    if not AUTOGROUP.exists():
+        return  # no autogroup (not Linux, or turned off): the process's nice value counts
+    if os.getsid(0) != os.getpid():
+        log.info(
+            "not a session leader: the triggers' nice value counts in this session only"
+        )
+        return
+    for _ in range(2):
         try:
             AUTOGROUP.write_text(str(increment))
+            return
+        except BlockingIOError:  # Linux limits these writes to one every 100 ms
+            time.sleep(0.1)
         except OSError as exc:
             log.warning("could not lower this session's CPU priority: %s", exc)
+            return
 
 
 class Workers:
