@@ -62,6 +62,7 @@ def observed_batch(process: Callable[..., R]) -> Callable[..., R]:
             counts = outcomes(result, len(deliveries))
             for outcome, count in counts.items():
                 span.set_attribute(f"cqrs.events.{outcome}", count)
+            span.set_attribute("cqrs.writes", result.writes)
         record_batch(projection, deliveries, result, counts)
         return result
 
