@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from shared import config, telemetry
 
@@ -62,7 +62,7 @@ def observed_batch(process: Callable[..., R]) -> Callable[..., R]:
             counts = outcomes(result, len(deliveries))
             for outcome, count in counts.items():
                 span.set_attribute(f"cqrs.events.{outcome}", count)
-            span.set_attribute("cqrs.writes", result.writes)
+            span.set_attribute("cqrs.writes", cast(Any, result).writes)
         record_batch(projection, deliveries, result, counts)
         return result
 
