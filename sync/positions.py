@@ -111,13 +111,13 @@ class PositionRecorder:
                 self._partitions[write.id] = part
         with part.lock:
             if part.pending is not None and not continues(part.pending, write):
-                self._write(part)  # the range before the gap goes first
+                self._write(part, writer)  # the range before the gap goes first
             part.pending = (
                 write if part.pending is None else merged(part.pending, write)
             )
             part.writer = writer
             if part.due(self.interval, self._clock()):
-                self._write(part)
+                self._write(part, writer)
             waiting = part.pending is not None
         if waiting and self._background:
             self._start()
@@ -132,27 +132,27 @@ class PositionRecorder:
                 if part.pending is not None and (
                     not due_only or part.due(self.interval, self._clock())
                 ):
-                    writer = part.writer
-                    assert writer is not None
-                    before = writer.requests
                     self._write(part)
-                    with self._lock:
-                        self._unreported += writer.requests - before
 
     def pending(self) -> list[Upsert]:
         with self._lock:
             return [p.pending for p in self._partitions.values() if p.pending]
 
-    def _write(self, part: _Partition) -> None:
-        """Under the partition's lock, so its writes go out in order."""
+    def _write(self, part: _Partition, batch_writer: Writer | None = None) -> None:
+        """Under the partition's lock, so its writes go out in order. The requests count
+        with the batch whose writer this is, or else with the next batch to report."""
         write, writer = part.pending, part.writer
         part.pending, part.written_at = None, self._clock()
         assert write is not None and writer is not None
+        before = writer.requests
         try:
             writer.execute(write)
         except Exception:
             # As a lost write: the next range is refused (a gap) until catch-up re-drives it.
             log.warning("could not record the position %s", write.id, exc_info=True)
+        if writer is not batch_writer:
+            with self._lock:
+                self._unreported += writer.requests - before
 
     def _next_due(self) -> float | None:
         with self._lock:
