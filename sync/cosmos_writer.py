@@ -73,7 +73,7 @@ MAX_PATCH_OPERATIONS = 10  # a Cosmos DB limit per patch request
 _PARTITION_LOCKS = tuple(threading.Lock() for _ in range(256))
 
 
-def partition_lock(link: str, pk: str) -> threading.Lock:
+def _partition_lock(link: str, pk: str) -> threading.Lock:
     return _PARTITION_LOCKS[hash((link, pk)) % len(_PARTITION_LOCKS)]
 
 
@@ -323,7 +323,7 @@ class CosmosWriter:
         name, pk = writes[0].container, writes[0].partition_key
         container = self._containers(name)
         link = container.container_link
-        with partition_lock(link, pk):
+        with _partition_lock(link, pk):
             # What this process last saw of the partition, when that covers every write;
             # the batch's preconditions check it (otherwise the partition is read first).
             stored = self._guess(link, pk, writes)
