@@ -13,7 +13,8 @@ What it costs: the position, and the lag `GET /api/projections` shows, trails by
 next owner's ranges are refused as a gap and the catch-up pass re-drives those events after
 PROJECTION_CATCH_UP_AFTER_SECONDS (applying them again changes nothing). A new owner of a
 partition writes its first range only two intervals after its first batch, by when the
-previous owner's last range (flushed as it stopped) has landed. A range never bridges a
+previous owner's last range (flushed as it stopped) has landed; a range from the
+partition's very start, which may create the position, is written at once. A range never bridges a
 gap: a batch that does not touch the pending range on both sides has that range written
 first and starts its own, which the position's guard refuses if the gap is real, as it
 would refuse the batch's own write.
@@ -116,7 +117,11 @@ class PositionRecorder:
                 write if part.pending is None else merged(part.pending, write)
             )
             part.writer = writer
-            if part.due(self.interval, self._clock()):
+            # A range from the partition's start may create the position: written at
+            # once, it cannot land in a read model emptied meanwhile (a rebuild's clear, a
+            # deleted database) and claim events that read model never got.
+            assert part.pending is not None
+            if part.pending.may_create() or part.due(self.interval, self._clock()):
                 self._write(part, writer)
             waiting = part.pending is not None
         if waiting and self._background:
