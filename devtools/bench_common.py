@@ -92,16 +92,22 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+def child_processes() -> dict[int, list[int]]:
+    """Every live process's children, by parent pid (Linux /proc)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (theirs := _stat(int(entry.name))):
+            children[int(theirs[1])].append(int(entry.name))
+    return children
+
+
 def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU time so far of a process and its live descendants (the dev
     host's triggers run in worker processes), or None."""
     fields = _stat(pid)
     if fields is None:
         return None
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and (theirs := _stat(int(entry.name))):
-            children[int(theirs[1])].append(int(entry.name))
+    children = child_processes()
     ticks, stack = 0, [pid]
     while stack:
         current = stack.pop()

@@ -28,6 +28,7 @@ from azure.cosmos import (
 )
 from azure.storage.blob import BlobServiceClient
 
+from devtools.bench_common import child_processes
 from devtools.devhost.workers import NICE
 from devtools.emulators import COSMOS_KEY
 from devtools.host_process import HOST_STATUS_PATH, DevHost
@@ -492,19 +493,6 @@ def test_real_devhost_runs_projections_outside_the_http_process(
         assert f" triggers/{mine} [host] " in line, line
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_real_devhost_gives_the_http_functions_the_cpu_first(
     devhost: DevHost,
@@ -512,7 +500,7 @@ def test_real_devhost_gives_the_http_functions_the_cpu_first(
     assert devhost.triggers is not None
     http_pid, triggers_pid = devhost.http.pid, devhost.triggers.pid
     assert http_pid and triggers_pid
-    workers = _children(triggers_pid)
+    workers = child_processes().get(triggers_pid, [])
     assert len(workers) == 5  # one per Event Hub function, one for the timers
     http_nice = os.getpriority(os.PRIO_PROCESS, http_pid)
     for pid in [triggers_pid, *workers]:
