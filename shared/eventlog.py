@@ -207,6 +207,22 @@ class LocalEventLog:
         )
         return row[0]
 
+    def last_sequences(self) -> dict[int, int | None]:
+        """The newest sequence number of every partition (None when empty): one index
+        seek per partition."""
+        parts = range(self.partition_count)
+        sql = " UNION ALL ".join(
+            f"SELECT {p}, MAX(sequence_number) FROM events WHERE partition = {p}"
+            for p in parts
+        )
+        return dict(self._connect().execute(sql).fetchall())
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the log (SQLite's
+        `PRAGMA data_version`): a cheap "anything new?" before reading. Comparable only
+        between calls from one thread, whose connection it belongs to."""
+        return self._connect().execute("PRAGMA data_version").fetchone()[0]
+
     def tail(self, partition: int | str) -> tuple[int | None, datetime | None]:
         """The newest sequence number and its enqueued time, or (None, None) when empty."""
         row = (

@@ -26,7 +26,7 @@ from devtools.devhost.checkpoints import (
     checkpoint_container_name,
     explicit_storage_connection_string,
 )
-from devtools.devhost.eventhub import CHECKPOINT_INTERVAL, EventHubListener
+from devtools.devhost.eventhub import CHECKPOINT_INTERVAL, IDLE_WAKE, EventHubListener
 from devtools.devhost.eventhub_wire import FULLY_QUALIFIED_NAMESPACE, decode_trigger
 from devtools.devhost.indexing import EVENT_HUB_TRIGGER, IndexedFunction
 from devtools.devhost.invocation import Invoker
@@ -404,6 +404,48 @@ def test_a_stop_mid_batch_writes_the_held_checkpoint_not_the_cut_short_one(
     assert listener.join(time.monotonic() + 5) == []
     # 0 at once, 1 held for the interval and written at the stop, 2 cut short: never.
     assert store.written == [0, 1]
+
+
+class CountingLog(LocalEventLog):
+    """The real log, counting the readers' queries."""
+
+    reads = 0
+
+    def read(self, *args: Any, **kwargs: Any) -> list[StoredEvent]:
+        self.reads += 1
+        return super().read(*args, **kwargs)
+
+
+def test_idle_readers_wait_for_the_log_to_grow_instead_of_polling_it(
+    tmp_path: Path, invoker: Invoker
+) -> None:
+    log = CountingLog(tmp_path / "events.db", 4)
+    delivered: list[float] = []
+    listener, stop = listen(
+        eh_function(lambda events: delivered.append(time.monotonic())),
+        log,
+        MemoryCheckpointStore(),
+        invoker,
+    )
+    time.sleep(1.0)
+    idle_reads = log.reads
+    # Polled every 10 ms (the listener's poll interval), four readers would read ~400
+    # times; they read once each, then once per idle wake-up.
+    assert idle_reads <= 4 * (1 + 1.0 / IDLE_WAKE + 1), idle_reads
+
+    # Another connection (as a publisher in another process) appends: the reader wakes
+    # within a few poll intervals, not at its next idle wake-up.
+    appended = time.monotonic()
+    LocalEventLog(log.path).append([OutgoingEvent(b"e0", "k")])
+    wait_for(lambda: delivered, 2, "the event delivered")
+    assert delivered[0] - appended < 0.5
+
+    # A stopping host wakes its idle readers at once.
+    time.sleep(0.1)
+    stopped = time.monotonic()
+    stop.set()
+    assert listener.join(time.monotonic() + 5) == []
+    assert time.monotonic() - stopped < 0.5
 
 
 def test_failed_batch_is_retried_then_checkpointed(

@@ -7,14 +7,18 @@ batch, succeeded or failed once the retry policy is exhausted, the last event is
 checkpointed (Azure/azure-webjobs-sdk#2525); when the host is stopping, the batch in
 flight is not checkpointed, so it is delivered again after a restart (at least once).
 
-One difference, for the development machine's sake: a partition's checkpoint is written
-at most once every `CHECKPOINT_INTERVAL` (the latest completed batch's, when the reader
-next looks for events after the interval, and at once when the host stops; one that
-fails is tried again an interval later), where host.json's batchCheckpointFrequency 1
-writes one per batch. Each write is a blob request through the Storage SDK on the same
-cores as the HTTP functions, where the real host writes from its own .NET process. A
-crash re-delivers the events since the last checkpoint written (a second's worth, more
-while a batch is being retried), which the at-least-once projections ignore.
+Two differences, for the development machine's sake:
+- A partition's checkpoint is written at most once every `CHECKPOINT_INTERVAL` (the latest
+  completed batch's, when the interval has passed, and at once when the host stops; one
+  that fails is tried again an interval later), where host.json's batchCheckpointFrequency
+  1 writes one per batch. Each write is a blob request through the Storage SDK on the same
+  cores as the HTTP functions, where the real host writes from its own .NET process. A
+  crash re-delivers the events since the last checkpoint written (a few seconds' worth,
+  more while a batch is being retried), which the at-least-once projections ignore.
+- Event Hubs pushes events to a receiver; the local log is a file. Rather than every
+  partition's reader querying it every poll, one thread per host (`LogWatch`) asks SQLite
+  whether anything was committed since it last looked and wakes the readers whose
+  partition grew.
 
 The function argument is what the host would send the worker (eventhub_wire.py);
 checkpoints live in a `CheckpointStore` (checkpoints.py).
@@ -41,7 +45,69 @@ from shared.eventlog import LocalEventLog, StoredEvent
 log = logging.getLogger("host")
 
 DEFAULT_POLL_INTERVAL = 0.05
-CHECKPOINT_INTERVAL = 1.0
+CHECKPOINT_INTERVAL = 3.0
+# An idle reader wakes at least this often on its own (a checkpoint falls due, or the
+# watch is late), besides when its partition grows or the host stops.
+IDLE_WAKE = 1.0
+
+
+class LogWatch:
+    """Wakes a partition's readers when the local log holds events past their position.
+
+    Every `interval`, one thread compares SQLite's data_version with the last it saw and
+    reads the partitions' newest sequence numbers only when it changed: an idle host costs
+    one cheap query per interval instead of one per partition reader.
+    """
+
+    def __init__(
+        self, event_log: LocalEventLog, stop: threading.Event, interval: float
+    ) -> None:
+        self.event_log = event_log
+        self.stop_event = stop
+        self.interval = interval
+        self._changed = threading.Condition()
+        self._last: dict[int, int | None] = {}
+        self._thread: threading.Thread | None = None
+
+    def wait_past(
+        self, partition_id: str, position: int | None, timeout: float
+    ) -> bool:
+        """Wait until the partition holds an event after `position`, the host stops or
+        `timeout` passes; True when there is one."""
+        partition = int(partition_id)
+        after = -1 if position is None else position
+
+        def grown() -> bool:
+            last = self._last.get(partition)
+            return self.stop_event.is_set() or (last is not None and last > after)
+
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="eh-log-watch", daemon=True
+                )
+                self._thread.start()
+            self._changed.wait_for(grown, timeout)
+            last = self._last.get(partition)
+            return last is not None and last > after
+
+    def _run(self) -> None:
+        seen: int | None = None
+        while True:
+            try:
+                version = self.event_log.data_version()
+                if version != seen:
+                    last = self.event_log.last_sequences()
+                    seen = version
+                    with self._changed:
+                        self._last = last
+                        self._changed.notify_all()
+            except Exception as exc:  # noqa: BLE001 - the readers' own reads report a broken log
+                log.debug("watching the event log: %s", exc)
+            if self.stop_event.wait(self.interval):
+                with self._changed:
+                    self._changed.notify_all()
+                return
 
 
 class EventHubListener:
@@ -59,6 +125,7 @@ class EventHubListener:
         retry: RetryPolicy | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        watch: LogWatch | None = None,
     ) -> None:
         trigger = function.trigger
         self.function = function
@@ -77,6 +144,7 @@ class EventHubListener:
         self.retry = function.retry or retry
         self.poll_interval = poll_interval
         self.checkpoint_interval = checkpoint_interval
+        self.watch = watch or LogWatch(event_log, stop, poll_interval)
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -155,7 +223,9 @@ class EventHubListener:
                     self.stop_event.wait(self.poll_interval)
                     continue
             if not events:
-                self.stop_event.wait(self.poll_interval)
+                self.watch.wait_past(
+                    partition_id, position, min(IDLE_WAKE, checkpoints.due_in())
+                )
                 continue
             waiting_since = None
             completed = self.process_batch(partition_id, events)
@@ -246,8 +316,14 @@ class _Checkpoints:
         self.write_due()
 
     def write_due(self) -> None:
-        if time.monotonic() - self.written_at >= self.listener.checkpoint_interval:
+        if self.due_in() <= 0:
             self.write()
+
+    def due_in(self) -> float:
+        """Seconds until the held checkpoint is due (infinite when none is held)."""
+        if self.pending is None:
+            return float("inf")
+        return self.written_at + self.listener.checkpoint_interval - time.monotonic()
 
     def write(self) -> None:
         """Write the held checkpoint; one that fails is held for the next try (an
@@ -277,6 +353,7 @@ class EventHubRunner(ListenerGroup[EventHubListener]):
         host_retry = (
             RetryPolicy.from_mapping(host_config.retry) if host_config.retry else None
         )
+        watch = LogWatch(event_log, self.stop_event, poll_interval)
         self.listeners = [
             EventHubListener(
                 f,
@@ -287,6 +364,7 @@ class EventHubRunner(ListenerGroup[EventHubListener]):
                 stop=self.stop_event,
                 retry=host_retry,
                 poll_interval=poll_interval,
+                watch=watch,
             )
             for f in functions
             if f.trigger_type == EVENT_HUB_TRIGGER
