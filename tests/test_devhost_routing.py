@@ -28,6 +28,11 @@ from devtools.devhost.routing import RouteTable, RouteTemplate, split_path
         ("api/o/{a?}/{b?}", "/api/o", {}),
         ("api/o/{a?}/{b?}", "/api/o/1/2", {"a": "1", "b": "2"}),
         ("api/o/{a?}/x", "/api/o", None),  # only trailing parameters may be left out
+        # Segment counts, which rule most templates out before any matching:
+        ("api/f/{*rest}", "/api/f/a/b/c", {"rest": "a/b/c"}),  # a catch-all: no limit
+        ("api/p/{name}", "/api/p/a/b", None),
+        ("api/p/{name}", "/api/p", None),
+        ("api/o/{a?}/{b?}", "/api/o/1/2/3", None),
     ],
 )
 def test_template_edges(

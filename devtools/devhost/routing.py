@@ -16,6 +16,7 @@ first-match over its own weights, so the ranking stays here.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -268,6 +269,15 @@ class RouteTemplate:
         self.precedence: tuple[int, ...] = tuple(
             s.precedence_digit() for s in self.segments
         )
+        # How many path segments the template can match: a table of routes asks each
+        # template, and most are ruled out by this alone, before any matching.
+        count = len(self.segments)
+        while count and self.segments[count - 1].omissible():
+            count -= 1
+        self.min_segments = count
+        last = self.segments[-1].parts if self.segments else ()
+        catch_all = any(isinstance(p, Parameter) and p.catch_all for p in last)
+        self.max_segments = math.inf if catch_all else len(self.segments)
         self._converters: dict[str, type[BaseConverter]] = {}
         self._forms: list[_Form] = []
         rules = [self._rule(present) for present in self._shapes()]
@@ -331,6 +341,8 @@ class RouteTemplate:
 
     def match(self, path_segments: list[str]) -> dict[str, str] | None:
         """Route values for a path (segments already percent-decoded), or None."""
+        if not self.min_segments <= len(path_segments) <= self.max_segments:
+            return None
         path = "/" + "/".join(_escape(s) for s in path_segments)
         try:
             rule, matched = self._matcher.match(path, return_rule=True)
