@@ -52,12 +52,14 @@ CONNECTION_POOL_SIZE = 64
 class _SdkSession(requests.Session):
     """A session that sends azure-core's requests without what the SDK never uses.
 
-    `Session.request` also merges cookies, hooks, auth, proxies and environment settings
-    and readies redirects: about a fifth of a Cosmos DB request's client CPU. The SDK
-    follows no redirects (azure-core passes allow_redirects=False and retries in its own
-    policies), sends no cookies and, unless the environment holds proxy or CA settings
-    (then `trust_env` is on), uses nothing else either. A request that asks for any of
-    those takes requests' own full path.
+    Besides the request itself, `Session.request` merges cookies, hooks, auth, proxies
+    and environment settings and readies redirects, on every request and in Python. The
+    SDK follows no redirects (azure-core passes allow_redirects=False and retries in its
+    own policies) and sends no cookies, auth or proxies through requests; this session
+    keeps the environment out unless it holds proxy or CA settings (then `trust_env` is
+    on). So the request is prepared as requests would prepare it, with the session's
+    headers, and handed to the same adapter. A request or session that uses any of the
+    skipped features takes requests' own full path.
     """
 
     def request(  # type: ignore[override]
@@ -84,6 +86,9 @@ class _SdkSession(requests.Session):
             or allow_redirects
             or any((params, cookies, files, auth, proxies, hooks))
             or json is not None
+            or any((self.params, self.cookies, self.auth, self.proxies))
+            or any(self.hooks.values())
+            or (headers is not None and None in headers.values())
         ):
             return super().request(
                 method, url, params, data, headers, cookies, files, auth, timeout,
@@ -93,14 +98,22 @@ class _SdkSession(requests.Session):
         prepared.prepare_method(method)
         prepared.prepare_url(url, None)
         prepared.prepare_headers(headers)
+        for (
+            name,
+            value,
+        ) in self.headers.items():  # the session's defaults, as requests adds
+            if name not in prepared.headers:
+                prepared.headers[name] = value
         prepared.prepare_body(data, None)
+        prepared.prepare_auth(None, url)  # credentials in the URL, as requests does
+        stream = self.stream if stream is None else stream
         started = time.perf_counter()
-        response = self.get_adapter(url).send(
+        response = self.get_adapter(prepared.url or url).send(
             prepared,
-            stream=bool(stream),
+            stream=stream,
             timeout=timeout,
             verify=self.verify if verify is None else verify,
-            cert=cert,
+            cert=self.cert if cert is None else cert,
             proxies={},
         )
         response.elapsed = timedelta(seconds=time.perf_counter() - started)

@@ -53,8 +53,7 @@ from sync.writes import (
 MAX_BATCH_OPERATIONS = 100  # a Cosmos DB limit per transactional batch
 # Requests of one process in flight at once (per pool). A request costs about as much of
 # the process's one GIL (the SDK's pipeline, TLS, JSON) as it waits on the network, so a
-# few cover the wait; more only queue on the GIL, and each hand-over of the GIL costs CPU
-# (a request takes about a third more of it among 16 threads than among 4).
+# few cover the wait; more only queue on the GIL, and each hand-over of it costs CPU.
 CONCURRENT_WRITES = 4
 CONTENTION_ATTEMPTS = 5
 # Statuses of a transactional batch that mean "someone else wrote first": read, plan again.

@@ -12,6 +12,7 @@ from typing import ClassVar
 from unittest import mock
 
 import pytest
+import requests
 from azure.core.exceptions import ServiceRequestError, ServiceResponseTimeoutError
 from azure.core.pipeline.transport import HttpRequest
 
@@ -83,6 +84,16 @@ def test_a_request_goes_out_as_sent_and_its_answer_comes_back_whole(
     assert headers["x-ms-documentdb-partitionkey"] == '["p"]'
     assert headers["Content-Length"] == "11"
     assert "Cookie" not in headers
+    # Byte for byte what requests' own path sends (its default headers included).
+    with requests.Session() as plain:
+        plain.request(
+            "POST",
+            request.url,
+            headers=request.headers,
+            data=request.data,
+            allow_redirects=False,
+        )
+    assert Recorder.seen[-1] == (method, path, headers, body)
     assert response.status_code == 201
     assert response.headers["ETag"] == '"e1"'  # case-insensitive, as the SDK reads them
     assert response.body() == b'{"id": "a"}'

@@ -93,6 +93,7 @@ class LogWatch:
 
     def _run(self) -> None:
         seen: int | None = None
+        failing = False
         while True:
             try:
                 version = self.event_log.data_version()
@@ -102,8 +103,18 @@ class LogWatch:
                     with self._changed:
                         self._last = last
                         self._changed.notify_all()
-            except Exception as exc:  # noqa: BLE001 - the readers' own reads report a broken log
-                log.debug("watching the event log: %s", exc)
+                if failing:
+                    failing = False
+                    log.info("watching the event log again")
+            except Exception as exc:  # noqa: BLE001 - keep watching; readers wake each IDLE_WAKE meanwhile
+                if not failing:
+                    failing = True
+                    log.warning(
+                        "cannot watch the event log (%s); new events are picked up "
+                        "within %.0f s until it can",
+                        exc,
+                        IDLE_WAKE,
+                    )
             if self.stop_event.wait(self.interval):
                 with self._changed:
                     self._changed.notify_all()
