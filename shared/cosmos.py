@@ -98,10 +98,8 @@ class _SdkSession(requests.Session):
         prepared.prepare_method(method)
         prepared.prepare_url(url, None)
         prepared.prepare_headers(headers)
-        for (
-            name,
-            value,
-        ) in self.headers.items():  # the session's defaults, as requests adds
+        # The session's default headers, as requests adds them.
+        for name, value in self.headers.items():
             if name not in prepared.headers:
                 prepared.headers[name] = value
         prepared.prepare_body(data, None)

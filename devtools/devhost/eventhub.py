@@ -16,9 +16,9 @@ Two differences, for the development machine's sake:
   crash re-delivers the events since the last checkpoint written (a few seconds' worth,
   more while a batch is being retried), which the at-least-once projections ignore.
 - Event Hubs pushes events to a receiver; the local log is a file. Rather than every
-  partition's reader querying it every poll, one thread per host (`LogWatch`) asks SQLite
-  whether anything was committed since it last looked and wakes the readers whose
-  partition grew.
+  partition's reader querying it every poll, one thread per host process (`LogWatch`)
+  asks SQLite whether anything was committed since it last looked and wakes the readers
+  whose partition grew.
 
 The function argument is what the host would send the worker (eventhub_wire.py);
 checkpoints live in a `CheckpointStore` (checkpoints.py).
