@@ -21,6 +21,7 @@ import httpx
 import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 
+from devtools.bench_common import child_processes
 from devtools.devhost.checkpoints import (
     MemoryCheckpointStore,
     checkpoint_container_name,
@@ -749,19 +750,6 @@ def test_retries_then_checkpoint_on_failure(scenario: EventHubScenario) -> None:
     assert "all 2 retries failed" in log
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_a_worker_that_dies_stops_the_triggers_host(
     scenario: EventHubScenario,
 ) -> None:
@@ -770,7 +758,7 @@ def test_a_worker_that_dies_stops_the_triggers_host(
     triggers = HostProcess(scenario.app_dir, scenario.env, functions="triggers")
     with triggers:
         assert triggers.proc is not None
-        workers = _children(triggers.proc.pid)
+        workers = child_processes().get(triggers.proc.pid, [])
         assert len(workers) == 3, triggers.log()  # eh_a, eh_b, the timer
         os.kill(workers[0], signal.SIGKILL)
         wait_for(lambda: triggers.proc.poll() is not None, 15, "the host to stop")
@@ -784,7 +772,7 @@ def test_workers_die_with_a_crashed_triggers_host(scenario: EventHubScenario) ->
     triggers = HostProcess(scenario.app_dir, scenario.env, functions="triggers")
     with triggers:
         assert triggers.proc is not None
-        workers = _children(triggers.proc.pid)
+        workers = child_processes().get(triggers.proc.pid, [])
         assert workers
         triggers.kill()  # SIGKILL to the host process alone
     wait_for(
