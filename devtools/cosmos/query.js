@@ -11,7 +11,7 @@
 // the parsed query, the cleanup is linear.
 const { lib, queryLib, dependency, QUERY_LIB } = require("./stock");
 const { keyPaths, partitionId, headerValues } = require("./partition");
-const { documentsIn, documentsWhere, allDocuments } = require("./store");
+const { documentsIn, documentsWhere, byRid, allDocuments } = require("./store");
 const { isStored } = require("./render");
 
 const parse = queryLib("index").default;
@@ -199,18 +199,26 @@ function constant(node, parameters) {
   }
 }
 
+// The plain `FROM c` alias of a query with a WHERE, or null.
+function whereAlias(ast) {
+  const body = ast && ast.body;
+  if (!body || !body.from || !body.where) return null;
+  const { source } = body.from;
+  if (source.iteration || source.expression.type !== "collection_expression") return null;
+  if (source.expression.expression.type !== "identifier") return null;
+  return (source.alias || source.expression.expression).name;
+}
+
+const isScalar = (value) => value === null || typeof value !== "object";
+
 // The `c.<path> = <literal or @param>` terms at the top level of a query's WHERE, as a
 // Map of path ("a/b") -> { path: segments, value }; empty when the query is not a plain
 // `FROM c` with a WHERE.
 function pinnedTerms(ast, parameters) {
   const pinned = new Map();
-  const body = ast && ast.body;
-  if (!body || !body.from || !body.where) return pinned;
-  const { source } = body.from;
-  if (source.iteration || source.expression.type !== "collection_expression") return pinned;
-  if (source.expression.expression.type !== "identifier") return pinned;
-  const alias = (source.alias || source.expression.expression).name;
-  for (const term of conjuncts(body.where.condition)) {
+  const alias = whereAlias(ast);
+  if (alias === null) return pinned;
+  for (const term of conjuncts(ast.body.where.condition)) {
     if (term.type !== "scalar_binary_expression" || term.operator !== "=") continue;
     for (const [member, other] of [
       [term.left, term.right],
@@ -218,12 +226,50 @@ function pinnedTerms(ast, parameters) {
     ]) {
       const segments = memberPath(member, alias);
       const value = segments && constant(other, parameters);
-      if (value && (value.value === null || typeof value.value !== "object")) {
+      if (value && isScalar(value.value)) {
         pinned.set(segments.join("/"), { path: segments, value: value.value });
       }
     }
   }
   return pinned;
+}
+
+// The top-level terms that hold a path to a few scalar values: `c.p = v`,
+// `c.p IN (v1, v2)` and `ARRAY_CONTAINS(<array literal or @param>, c.p)`, as
+// [{ path: segments, values }]. Each compares with ===, as the index's keys do.
+function indexableTerms(ast, parameters) {
+  const terms = [...pinnedTerms(ast, parameters).values()].map(({ path, value }) => ({ path, values: [value] }));
+  const alias = whereAlias(ast);
+  if (alias === null) return terms;
+  for (const term of conjuncts(ast.body.where.condition)) {
+    let path = null;
+    let values = null;
+    if (term.type === "scalar_in_expression") {
+      path = memberPath(term.value, alias);
+      const constants = term.list.map((node) => constant(node, parameters));
+      if (constants.every(Boolean)) values = constants.map((c) => c.value);
+    } else if (
+      term.type === "scalar_function_expression" &&
+      term.name.name.toUpperCase() === "ARRAY_CONTAINS" &&
+      term.arguments.length >= 2
+    ) {
+      path = memberPath(term.arguments[1], alias);
+      const array = arrayConstant(term.arguments[0], parameters);
+      if (array) values = array;
+    }
+    if (path && values && values.every(isScalar)) terms.push({ path, values: [...new Set(values)] });
+  }
+  return terms;
+}
+
+// An array literal of constants or a parameter bound to an array, or null.
+function arrayConstant(node, parameters) {
+  if (node.type === "array_constant") {
+    const constants = node.elements.map((element) => constant(element, parameters));
+    return constants.every(Boolean) ? constants.map((c) => c.value) : null;
+  }
+  const bound = constant(node, parameters);
+  return bound && Array.isArray(bound.value) ? bound.value : null;
 }
 
 // The partition a query's WHERE pins (every key path), or null.
@@ -239,15 +285,29 @@ function partitionFromWhere(ast, paths, parameters) {
   return partitionId(values);
 }
 
-// What a cross-partition query reads: the documents matching its most selective pinned
-// term (an equality index lookup), or every document when it pins nothing.
+// What a cross-partition query reads: the documents matching its most selective
+// indexable term (equality index lookups, one per value), or every document when it has
+// none.
 function candidates(documents, ast, parameters) {
   let best = null;
-  for (const { path, value } of pinnedTerms(ast, parameters).values()) {
-    const docs = documentsWhere(documents, path, value);
+  for (const { path, values } of indexableTerms(ast, parameters)) {
+    const docs = documentsWhereAny(documents, path, values);
     if (docs && (best === null || docs.length < best.length)) best = docs;
   }
   return best || allDocuments(documents);
+}
+
+// The documents whose value at `path` is one of `values`, in _rid order, or null without
+// an index on the path.
+function documentsWhereAny(documents, path, values) {
+  if (values.length === 1) return documentsWhere(documents, path, values[0]);
+  const found = [];
+  for (const value of values) {
+    const docs = documentsWhere(documents, path, value);
+    if (!docs) return null;
+    found.push(...docs);
+  }
+  return found.sort(byRid);
 }
 
 // The stock server writes fixed query metrics (all zeros) after the handler returns;

@@ -3,8 +3,9 @@
 // database, container or document goes through. They keep:
 // - an index of each container's documents by logical partition, so a query scoped to one
 //   partition reads that partition's documents only;
-// - equality indexes on the paths cross-partition queries pin (`c.kind = @kind`), so such a
-//   query reads the documents matching that term, as Cosmos DB answers it from its index;
+// - equality indexes on the paths cross-partition queries pin (`c.kind = @kind`) or list
+//   values of (`ARRAY_CONTAINS(@ids, c.id)`), so such a query reads the documents matching
+//   that term, as Cosmos DB answers it from its index;
 // - an undo log while a transactional batch runs, so a failed batch leaves nothing behind;
 // - the journal of committed writes (persistence.js), when the launcher keeps its data;
 // - each stored document known as stored, so its JSON text is reused (render.js).
@@ -233,6 +234,7 @@ module.exports = {
   location,
   documentsIn,
   documentsWhere,
+  byRid,
   allDocuments,
   rawSet,
   rawDelete,
