@@ -6,23 +6,24 @@ queueing shows in the figures instead of being hidden by a client that backs off
 The mix is a shop's: mostly orders placed, then shipping, delivery, cancellations,
 added lines, stock adjustments, a few renames and price changes.
 
-For every 202, a probing worker on a thread of its own watches the document the
-command changed (the order, customer or product document the API's point read
-returns) until it holds the command's version; 202 -> visible is when the answer
-that showed it arrived, so it includes up to one probe interval. Two ways
-(`probe`):
+For every 202, a prober watches the document the command changed (the order,
+customer or product document the API's point read returns) until it holds the
+command's version; 202 -> visible is when the answer that showed it arrived, so it
+includes up to one probe interval. Two ways (`probe`):
 
 - "cosmos" (default): every 50 ms, one query per container reads the versions of
   all the documents still awaited, straight from the read model. The probes then
   add no work to the dev host, whose small pool of worker threads would otherwise
   share commands with a few probe reads per command, and the command latency is
-  that of commands while projections run;
+  that of commands while projections run. They run in a child process, so their
+  SDK calls never keep the sender's event loop from the GIL;
 - "api": `GET /orders/{id}`, `/customers/{id}` or `/products/{id}` with
   `minVersion` (never waiting server-side) through the dev host, first 20 ms after
   the 202, then backing off to every 100 ms: what a polling client sees, at the
   price of that load on the host.
 
-Another loop polls `GET /projections` for the largest lag.
+Another loop polls `GET /projections` for the largest lag. The client is aiohttp, which
+spends about a third of httpx's CPU per request: the bench shares the machine it measures.
 
 Before the first level, `WARM_UP` seconds of load at its rate go unmeasured, so the figures
 are those of a running app rather than of its first seconds: the projections' connection
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import multiprocessing
 import random
 import threading
 import time
@@ -42,9 +44,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from devtools.bench_common import (
@@ -115,100 +120,166 @@ class LevelResult:
 
 
 class CosmosWatcher:
-    """Watches documents in the read model for versions, many per query, on a thread."""
+    """Watches documents in the read model for versions, many per query, from a child
+    process: its SDK queries then never hold the GIL the sender's event loop needs, which
+    would delay sends and replies and show as command latency of the bench's making."""
 
-    def __init__(self) -> None:
-        from shared.cosmos import container
-
-        self._container = container
-        self._lock = threading.Lock()
-        self._awaited: dict[str, dict[str, list[tuple[Sample, Any]]]] = {}
-        self._stop = threading.Event()
-        self.queries = 0
-        self.failures = 0
-        self.thread = threading.Thread(
-            target=self._run, name="bench-cosmos-watcher", daemon=True
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        context = multiprocessing.get_context("spawn")  # this process runs threads
+        wanted_in, self._wanted = context.Pipe(duplex=False)  # (receiving, sending)
+        self._seen, seen_out = context.Pipe(duplex=False)
+        self._queries = context.Value("q", 0)
+        self._failures = context.Value("q", 0)
+        self.process = context.Process(
+            target=_watch_read_model,
+            args=(dict(settings), wanted_in, seen_out, self._queries, self._failures),
+            name="bench-cosmos-watcher",
+            daemon=True,
         )
-        self.thread.start()
+        self.process.start()
+        wanted_in.close()  # the child's ends, now its own
+        seen_out.close()
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[Sample, concurrent.futures.Future]] = {}
+        self._reader = threading.Thread(
+            target=self._read, name="bench-cosmos-watcher-replies", daemon=True
+        )
+        self._reader.start()
+
+    @property
+    def queries(self) -> int:
+        return self._queries.value
+
+    @property
+    def failures(self) -> int:
+        return self._failures.value
 
     def watch(self, sample: Sample) -> concurrent.futures.Future:
         """Done once the sample's document holds its version (or after GIVE_UP)."""
-        assert sample.probe is not None
-        path, _ = sample.probe
+        assert sample.probe is not None and sample.answered is not None
+        path, version = sample.probe
         _, container_name, doc_id = path.split("/")
         done: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
-            self._awaited.setdefault(container_name, {}).setdefault(doc_id, []).append(
-                (sample, done)
-            )
+            self._pending[id(sample)] = (sample, done)
+        self._wanted.send(
+            (id(sample), container_name, doc_id, version, sample.answered)
+        )
         return done
 
-    def _run(self) -> None:
-        while not self._stop.wait(COSMOS_PROBE_INTERVAL):
+    def _read(self) -> None:
+        while True:
+            try:
+                key, visible, probes = self._seen.recv()
+            except (EOFError, OSError):
+                return
             with self._lock:
-                wanted = {name: list(ids) for name, ids in self._awaited.items() if ids}
-            for name, ids in wanted.items():
+                sample, done = self._pending.pop(key)
+            sample.visible, sample.probes = visible, probes
+            done.set_result(None)
+
+    def close(self) -> None:
+        self._wanted.send(None)
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+        self._reader.join(timeout=5)
+
+
+def _watch_read_model(
+    settings: dict[str, str],
+    wanted: Connection,
+    seen: Connection,
+    queries: Synchronized,
+    failures: Synchronized,
+) -> None:
+    """The watcher's child process: every COSMOS_PROBE_INTERVAL, one query per container
+    for the versions of every document still awaited; each awaited (key, version) is
+    answered with (key, perf_counter when seen or None, probes). perf_counter is the
+    system's monotonic clock, so the parent's times and the child's compare."""
+    from devtools.provision import app_settings
+    from shared.cosmos import container
+
+    # container -> document id -> [key, version, answered, probes]
+    awaited: dict[str, dict[str, list[list[Any]]]] = {}
+    with app_settings(settings):
+        tick = time.perf_counter()
+        while True:
+            tick += COSMOS_PROBE_INTERVAL
+            while wanted.poll(max(0.0, tick - time.perf_counter())):
+                message = wanted.recv()
+                if message is None:
+                    return
+                key, name, doc_id, version, answered = message
+                awaited.setdefault(name, {}).setdefault(doc_id, []).append(
+                    [key, version, answered, 0]
+                )
+            tick = max(tick, time.perf_counter())
+            for name, docs in awaited.items():
+                if not docs:
+                    continue
+                with queries.get_lock():
+                    queries.value += 1
                 try:
-                    self.queries += 1
                     versions = {
                         row["id"]: row["version"]
-                        for row in self._container(name).query_items(
-                            "SELECT c.id, c.version FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
-                            parameters=[{"name": "@ids", "value": ids}],
+                        for row in container(name).query_items(
+                            "SELECT c.id, c.version FROM c "
+                            "WHERE ARRAY_CONTAINS(@ids, c.id)",
+                            parameters=[{"name": "@ids", "value": list(docs)}],
                             enable_cross_partition_query=True,
                         )
                     }
                 except Exception:  # noqa: BLE001 - a failed probe is retried next tick
-                    self.failures += 1
+                    with failures.get_lock():
+                        failures.value += 1
                     continue
                 now = time.perf_counter()
-                with self._lock:
-                    for doc_id in ids:
-                        waiting = self._awaited[name].get(doc_id, [])
-                        for entry in list(waiting):
-                            sample, done = entry
-                            sample.probes += 1
-                            seen = versions.get(doc_id)
-                            if seen is not None and seen >= sample.probe[1]:
-                                sample.visible = now
-                            elif now - (sample.answered or now) < GIVE_UP:
-                                continue
-                            waiting.remove(entry)
-                            done.set_result(None)
-                        if not waiting:
-                            self._awaited[name].pop(doc_id, None)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=5)
+                for doc_id in list(docs):
+                    still = []
+                    for entry in docs[doc_id]:
+                        key, version, answered, probes = entry
+                        entry[3] = probes = probes + 1
+                        shown = versions.get(doc_id)
+                        if shown is not None and shown >= version:
+                            seen.send((key, now, probes))
+                        elif now - answered >= GIVE_UP:
+                            seen.send((key, None, probes))
+                        else:
+                            still.append(entry)
+                    if still:
+                        docs[doc_id] = still
+                    else:
+                        del docs[doc_id]
 
 
 class Prober:
-    """Watches 202s until their documents are visible, on a thread of its own, and
-    polls the projections' lag."""
+    """Watches 202s until their documents are visible, and polls the projections' lag,
+    on a thread (and, probing the read model, a process) of its own."""
 
     def __init__(
-        self, base_url: str, headers: Mapping[str, str], mode: str = "cosmos"
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        mode: str = "cosmos",
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url
         self.headers = dict(headers)
         self.mode = mode
-        self.cosmos = CosmosWatcher() if mode == "cosmos" else None
+        if mode == "cosmos" and settings is None:
+            raise ValueError("probing the read model needs the stack's settings")
+        self.cosmos = CosmosWatcher(settings or {}) if mode == "cosmos" else None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="bench-prober", daemon=True
         )
         self.thread.start()
-        self.client: httpx.AsyncClient = self._call(self._open())
+        self.client: aiohttp.ClientSession = self._call(self._open())
         self.status: Counter = Counter()
 
-    async def _open(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=self.headers,
-            timeout=30,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+    async def _open(self) -> aiohttp.ClientSession:
+        return client_session(self.headers, connections=64)
 
     def _call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -241,35 +312,39 @@ class Prober:
             pause = min(pause * 2, MAX_PROBE_INTERVAL)
             sample.probes += 1
             try:
-                response = await self.client.get(
-                    path, params={"minVersion": str(version)}
-                )
-            except httpx.HTTPError:
+                async with self.client.get(
+                    self.base_url + path, params={"minVersion": str(version)}
+                ) as response:
+                    status = response.status
+                    answer = await response.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError):
                 self.status["error"] += 1
                 continue
-            self.status[response.status_code] += 1
-            if (
-                response.status_code == 200
-                and response.json().get("version", 0) >= version
-            ):
+            self.status[status] += 1
+            if status == 200 and answer.get("version", 0) >= version:
                 sample.visible = time.perf_counter()
                 return
 
-    def poll_lag(self, into: LevelResult, stop: threading.Event) -> asyncio.Future:
+    def poll_lag(
+        self, into: LevelResult, stop: threading.Event
+    ) -> concurrent.futures.Future:
         async def loop() -> None:
             while not stop.is_set():
                 try:
-                    response = await self.client.get("/projections")
-                    if response.status_code == 200:
-                        projections = response.json()["projections"]
-                        into.lag.append(
-                            (
-                                time.perf_counter(),
-                                max(p["lagEvents"] for p in projections),
-                                max(p["lagSeconds"] for p in projections),
+                    async with self.client.get(
+                        self.base_url + "/projections"
+                    ) as response:
+                        if response.status == 200:
+                            answer = await response.json(content_type=None)
+                            projections = answer["projections"]
+                            into.lag.append(
+                                (
+                                    time.perf_counter(),
+                                    max(p["lagEvents"] for p in projections),
+                                    max(p["lagSeconds"] for p in projections),
+                                )
                             )
-                        )
-                except httpx.HTTPError:
+                except (aiohttp.ClientError, TimeoutError, ValueError):
                     pass
                 await asyncio.sleep(LAG_POLL)
 
@@ -278,9 +353,22 @@ class Prober:
     def close(self) -> None:
         if self.cosmos is not None:
             self.cosmos.close()
-        self._call(self.client.aclose())
+        self._call(self.client.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+
+
+def client_session(
+    headers: Mapping[str, str], connections: int
+) -> aiohttp.ClientSession:
+    """An HTTP client for the load (in a running event loop). aiohttp rather than httpx:
+    it spends about a third of httpx's CPU per request, CPU the stack under measurement
+    would otherwise share with the bench on a small machine."""
+    return aiohttp.ClientSession(
+        headers=dict(headers),
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=connections),
+    )
 
 
 class Shop:
@@ -424,8 +512,8 @@ def setup(http: httpx.Client) -> Shop:
 
 
 async def _send(
-    client: httpx.AsyncClient,
-    shop: Shop,
+    client: aiohttp.ClientSession,
+    base_url: str,
     prober: Prober,
     sample: Sample,
     command: tuple,
@@ -434,14 +522,15 @@ async def _send(
     kind, method, path, body, on_202 = command
     sample.sent = time.perf_counter()
     try:
-        response = await client.request(method, path, json=body)
-    except httpx.HTTPError:
+        async with client.request(method, base_url + path, json=body) as response:
+            status = response.status
+            answer = await response.json(content_type=None) if status == 202 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
         sample.answered, sample.status = time.perf_counter(), 0
         return
-    sample.answered, sample.status = time.perf_counter(), response.status_code
-    if response.status_code != 202:
+    sample.answered, sample.status = time.perf_counter(), status
+    if answer is None:
         return
-    answer = response.json()
     on_202(answer)
     sample.probe = (probe_path(kind, path, answer), answer["version"])
     watched.append(prober.watch(sample))
@@ -452,14 +541,13 @@ async def _run_level(
 ) -> LevelResult:
     result = LevelResult(rate, seconds, 0.0)
     watched: list[concurrent.futures.Future] = []
-    async with httpx.AsyncClient(
-        base_url=base_url,
-        headers=prober.headers,
-        timeout=30,
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-    ) as client:
+    async with client_session(prober.headers, connections=1000) as client:
         # Open some connections first, so the first sends do not pay for them.
-        await asyncio.gather(*(client.get("/health") for _ in range(10)))
+        async def health() -> None:
+            async with client.get(base_url + "/health") as response:
+                await response.read()
+
+        await asyncio.gather(*(health() for _ in range(10)))
         stop = threading.Event()
         lag = prober.poll_lag(result, stop)
         result.started = start = time.perf_counter() + 0.1
@@ -475,7 +563,7 @@ async def _run_level(
             result.samples.append(sample)
             tasks.append(
                 asyncio.create_task(
-                    _send(client, shop, prober, sample, command, watched)
+                    _send(client, base_url, prober, sample, command, watched)
                 )
             )
         await asyncio.gather(*tasks)
@@ -499,32 +587,15 @@ def measure(
     """Each level in turn on one shop, the projections caught up in between. With the
     dev host's log, also the projections' own counts (events, requests, batches).
     `http` carries the caller's token; probing "cosmos" reads the stack's read model
-    with its `settings`. `processes` (name -> pid) get their CPU time per level."""
-    if probe == "cosmos":
-        if settings is None:
-            raise ValueError("probing the read model needs the stack's settings")
-        from devtools.provision import app_settings
-
-        with app_settings(settings):
-            return _measure(
-                base_url, http, levels, seconds, host_log, probe, processes or {}
-            )
-    return _measure(base_url, http, levels, seconds, host_log, probe, processes or {})
-
-
-def _measure(
-    base_url: str,
-    http: httpx.Client,
-    levels: tuple[int, ...],
-    seconds: float,
-    host_log: Path | None,
-    probe: str,
-    processes: Mapping[str, int],
-) -> list[LevelResult]:
+    with its `settings`. `processes` (name -> pid) get their CPU time per level, as does
+    the bench's own probing process."""
     shop = setup(http)
     settle(http)
     headers = {"Authorization": http.headers["Authorization"]}
-    prober = Prober(base_url, headers, probe)
+    prober = Prober(base_url, headers, probe, settings)
+    if prober.cosmos is not None and prober.cosmos.process.pid is not None:
+        processes = {**(processes or {}), "bench probes": prober.cosmos.process.pid}
+    processes = processes or {}
     results = []
     try:
         if levels and WARM_UP > 0:
