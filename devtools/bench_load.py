@@ -141,6 +141,7 @@ class CosmosWatcher:
         seen_out.close()
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[Sample, concurrent.futures.Future]] = {}
+        self._ended: RuntimeError | None = None
         self._reader = threading.Thread(
             target=self._read, name="bench-cosmos-watcher-replies", daemon=True
         )
@@ -155,16 +156,22 @@ class CosmosWatcher:
         return self._failures.value
 
     def watch(self, sample: Sample) -> concurrent.futures.Future:
-        """Done once the sample's document holds its version (or after GIVE_UP)."""
+        """Done once the sample's document holds its version (or after GIVE_UP); fails
+        if the probing process has ended, rather than leaving the bench waiting."""
         assert sample.probe is not None and sample.answered is not None
         path, version = sample.probe
         _, container_name, doc_id = path.split("/")
         done: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
+            if self._ended is not None:
+                raise self._ended
             self._pending[id(sample)] = (sample, done)
-        self._wanted.send(
-            (id(sample), container_name, doc_id, version, sample.answered)
-        )
+        try:
+            self._wanted.send(
+                (id(sample), container_name, doc_id, version, sample.answered)
+            )
+        except OSError:
+            self._end()
         return done
 
     def _read(self) -> None:
@@ -172,14 +179,32 @@ class CosmosWatcher:
             try:
                 key, visible, probes = self._seen.recv()
             except (EOFError, OSError):
+                self._end()
                 return
             with self._lock:
                 sample, done = self._pending.pop(key)
             sample.visible, sample.probes = visible, probes
             done.set_result(None)
 
+    def _end(self) -> None:
+        """The probing process is gone: every wait still open fails with why."""
+        self.process.join(timeout=1)
+        with self._lock:
+            if self._ended is None:
+                self._ended = RuntimeError(
+                    "the visibility probes' process ended "
+                    f"(exit code {self.process.exitcode}); see its output above"
+                )
+            pending, self._pending = self._pending, {}
+        for _, done in pending.values():
+            if not done.done():
+                done.set_exception(self._ended)
+
     def close(self) -> None:
-        self._wanted.send(None)
+        try:
+            self._wanted.send(None)
+        except OSError:
+            pass  # already gone
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
