@@ -204,45 +204,26 @@ def test_a_query_for_a_list_of_values_reads_only_their_documents(
         container.create_item({"id": f"d{i}", "pk": f"p{i % 4}", "n": i})
     container.create_item({"id": "text", "pk": "p0", "n": "7"})
     container.create_item({"id": "object", "pk": "p0", "n": {"v": 7}})
-    wanted = [{"name": "@ids", "value": ["d3", "d31", "d3", "nothing"]}]
-
-    by_parameter, read = documents_read(
-        container,
-        "SELECT VALUE c.id FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
-        parameters=wanted,
-        enable_cross_partition_query=True,
-    )
-    # Answered in _rid order, as a scan would.
-    assert (by_parameter, read) == (["d3", "d31"], 2)
-
-    listed, read = documents_read(
-        container,
-        "SELECT VALUE c.id FROM c WHERE c.n IN (7, 12, '7') AND c.pk != 'p3'",
-        enable_cross_partition_query=True,
-    )
-    # "7" is not 7, and the rest of the WHERE still applies (d7 is in p3).
-    assert (listed, read) == (["d12", "text"], 3)
-
-    literal, read = documents_read(
-        container,
-        "SELECT VALUE c.id FROM c WHERE ARRAY_CONTAINS([5, 6], c.n, true)",
-        enable_cross_partition_query=True,
-    )
-    assert (literal, read) == (["d5", "d6"], 2)
-
-    # An object among the values, or a list that is not all constants, is a scan.
-    objects, read = documents_read(
-        container,
-        "SELECT VALUE c.id FROM c WHERE ARRAY_CONTAINS([{'v': 7}, 1], c.n)",
-        enable_cross_partition_query=True,
-    )
-    assert (sorted(objects), read) == (["d1", "object"], 42)
-    mixed, read = documents_read(
-        container,
-        "SELECT VALUE c.id FROM c WHERE c.n IN (1, c.n)",
-        enable_cross_partition_query=True,
-    )
-    assert (len(mixed), read) == (42, 42)
+    ids = [{"name": "@ids", "value": ["d3", "d31", "d3", "nothing"]}]
+    everything = [f"d{i}" for i in range(40)] + ["text", "object"]
+    cases = [
+        # (WHERE, parameters, answer in _rid order as a scan's, documents read)
+        ("ARRAY_CONTAINS(@ids, c.id)", ids, ["d3", "d31"], 2),
+        # "7" is not 7, and the rest of the WHERE still applies (d7 is in p3).
+        ("c.n IN (7, 12, '7') AND c.pk != 'p3'", [], ["d12", "text"], 3),
+        ("ARRAY_CONTAINS([5, 6], c.n, true)", [], ["d5", "d6"], 2),
+        # An object among the values, or a list that is not all constants, is a scan.
+        ("ARRAY_CONTAINS([{'v': 7}, 1], c.n)", [], ["d1", "object"], 42),
+        ("c.n IN (1, c.n)", [], everything, 42),
+    ]
+    for where, parameters, answer, documents in cases:
+        found, read = documents_read(
+            container,
+            f"SELECT VALUE c.id FROM c WHERE {where}",
+            parameters=parameters,
+            enable_cross_partition_query=True,
+        )
+        assert (found, read) == (answer, documents), where
 
 
 def totals_document(i: int, **changes: Any) -> dict[str, Any]:
