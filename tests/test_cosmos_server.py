@@ -204,7 +204,12 @@ def test_a_query_for_a_list_of_values_reads_only_their_documents(
         container.create_item({"id": f"d{i}", "pk": f"p{i % 4}", "n": i})
     container.create_item({"id": "text", "pk": "p0", "n": "7"})
     container.create_item({"id": "object", "pk": "p0", "n": {"v": 7}})
+    container.scripts.create_user_defined_function(
+        {"id": "ARRAY_CONTAINS", "body": "function (values, value) { return true; }"}
+    )
     ids = [{"name": "@ids", "value": ["d3", "d31", "d3", "nothing"]}]
+    # A repeated name binds its last value, in the engine as in the index lookup.
+    rebound = [{"name": "@n", "value": [1]}, {"name": "@n", "value": [2, 3]}]
     everything = [f"d{i}" for i in range(40)] + ["text", "object"]
     cases = [
         # (WHERE, parameters, answer in _rid order as a scan's, documents read)
@@ -215,6 +220,9 @@ def test_a_query_for_a_list_of_values_reads_only_their_documents(
         # An object among the values, or a list that is not all constants, is a scan.
         ("ARRAY_CONTAINS([{'v': 7}, 1], c.n)", [], ["d1", "object"], 42),
         ("c.n IN (1, c.n)", [], everything, 42),
+        ("ARRAY_CONTAINS(@n, c.n)", rebound, ["d2", "d3"], 2),
+        # The account's own function of that name is not the built-in: a scan.
+        ("udf.ARRAY_CONTAINS([1], c.n)", [], everything, 42),
     ]
     for where, parameters, answer, documents in cases:
         found, read = documents_read(

@@ -191,7 +191,8 @@ function constant(node, parameters) {
     case "null_constant":
       return { value: null };
     case "parameter_name": {
-      const bound = (parameters || []).find((p) => p.name === node.name);
+      // The last binding of a repeated name, as the engine binds them.
+      const bound = (parameters || []).findLast((p) => p.name === node.name);
       return bound && bound.value !== undefined ? { value: bound.value } : null;
     }
     default:
@@ -250,6 +251,7 @@ function indexableTerms(ast, parameters) {
       if (constants.every(Boolean)) values = constants.map((c) => c.value);
     } else if (
       term.type === "scalar_function_expression" &&
+      !term.udf && // udf.ARRAY_CONTAINS is the account's own function, not the built-in
       term.name.name.toUpperCase() === "ARRAY_CONTAINS" &&
       term.arguments.length >= 2
     ) {
