@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import multiprocessing
 import random
 import threading
@@ -182,7 +183,10 @@ class CosmosWatcher:
                 self._end()
                 return
             with self._lock:
-                sample, done = self._pending.pop(key)
+                waiting = self._pending.pop(key, None)
+            if waiting is None:
+                continue  # already failed by _end (a send found the pipe closed)
+            sample, done = waiting
             sample.visible, sample.probes = visible, probes
             done.set_result(None)
 
@@ -258,7 +262,7 @@ def _watch_read_model(
                 except Exception:  # noqa: BLE001 - a failed probe is retried next tick
                     with failures.get_lock():
                         failures.value += 1
-                    continue
+                    versions = {}  # seen nothing: waits past GIVE_UP still end
                 now = time.perf_counter()
                 for doc_id in list(docs):
                     still = []
@@ -341,8 +345,8 @@ class Prober:
                     self.base_url + path, params={"minVersion": str(version)}
                 ) as response:
                     status = response.status
-                    answer = await response.json(content_type=None)
-            except (aiohttp.ClientError, TimeoutError, ValueError):
+                    answer = _json_object(await response.read()) or {}
+            except (aiohttp.ClientError, TimeoutError):
                 self.status["error"] += 1
                 continue
             self.status[status] += 1
@@ -359,8 +363,8 @@ class Prober:
                     async with self.client.get(
                         self.base_url + "/projections"
                     ) as response:
-                        if response.status == 200:
-                            answer = await response.json(content_type=None)
+                        answer = _json_object(await response.read())
+                        if response.status == 200 and answer is not None:
                             projections = answer["projections"]
                             into.lag.append(
                                 (
@@ -487,6 +491,15 @@ class Shop:
         )
 
 
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """A response body's JSON object, or None (not JSON, or not an object)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _nothing(_: dict) -> None:
     return None
 
@@ -549,12 +562,16 @@ async def _send(
     try:
         async with client.request(method, base_url + path, json=body) as response:
             status = response.status
-            answer = await response.json(content_type=None) if status == 202 else None
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+            text = await response.read()  # read whole, so the connection is reused
+    except (aiohttp.ClientError, TimeoutError):
         sample.answered, sample.status = time.perf_counter(), 0
         return
     sample.answered, sample.status = time.perf_counter(), status
+    if status != 202:
+        return
+    answer = _json_object(text)
     if answer is None:
+        sample.status = 0  # a 202 without its body: counted as an error
         return
     on_202(answer)
     sample.probe = (probe_path(kind, path, answer), answer["version"])
