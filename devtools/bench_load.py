@@ -22,8 +22,8 @@ includes up to one probe interval. Two ways (`probe`):
   the 202, then backing off to every 100 ms: what a polling client sees, at the
   price of that load on the host.
 
-Another loop polls `GET /projections` for the largest lag. The client is aiohttp, which
-spends about a third of httpx's CPU per request: the bench shares the machine it measures.
+Another loop polls `GET /projections` for the largest lag. The client is aiohttp, lean on
+CPU (`client_session`): the bench shares the machine it measures.
 
 Before the first level, `WARM_UP` seconds of load at its rate go unmeasured, so the figures
 are those of a running app rather than of its first seconds: the projections' connection
@@ -373,7 +373,7 @@ class Prober:
                                     max(p["lagSeconds"] for p in projections),
                                 )
                             )
-                except (aiohttp.ClientError, TimeoutError, ValueError):
+                except (aiohttp.ClientError, TimeoutError):
                     pass
                 await asyncio.sleep(LAG_POLL)
 

@@ -11,8 +11,8 @@ point read, an upsert, a single-partition query (partition_key=), a cross-partit
 matching one document, one for ten ids (ARRAY_CONTAINS), the stats read's query over the
 day totals (also per returned document), a guarded patch (patch with a filter predicate)
 and a plain patch. With --restart it also stops the launcher gracefully, SIGKILLs a
-second start, and reports how long each restart took to accept requests again. The server's side of the day-totals
-query alone: devtools/cosmos/query_bench.js.
+second start, and reports how long each restart took to accept requests again. The
+server's side of the day-totals query alone: devtools/cosmos/query_bench.js.
 """
 
 from __future__ import annotations

@@ -239,7 +239,8 @@ function pinnedTerms(ast, parameters) {
 // `c.p IN (v1, v2)` and `ARRAY_CONTAINS(<array literal or @param>, c.p)`, as
 // [{ path: segments, values }]. Each compares with ===, as the index's keys do.
 function indexableTerms(ast, parameters) {
-  const terms = [...pinnedTerms(ast, parameters).values()].map(({ path, value }) => ({ path, values: [value] }));
+  const terms = [];
+  for (const { path, value } of pinnedTerms(ast, parameters).values()) terms.push({ path, values: [value] });
   const alias = whereAlias(ast);
   if (alias === null) return terms;
   for (const term of conjuncts(ast.body.where.condition)) {
