@@ -100,7 +100,12 @@ class TokenValidator:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in ALGORITHMS:
                 raise jwt.InvalidAlgorithmError(f"algorithm {header.get('alg')!r}")
-            key = self._jwks.get_signing_key_from_jwt(token)
+            # The header read above names the key (get_signing_key_from_jwt would decode
+            # the whole token once more for it).
+            kid = header.get("kid")
+            if not isinstance(kid, str):
+                raise jwt.PyJWKClientError("the token names no key id")
+            key = self._jwks.get_signing_key(kid)
             claims = jwt.decode(
                 token,
                 key.key,

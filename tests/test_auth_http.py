@@ -312,6 +312,8 @@ def _attacks(local_stack) -> dict[str, str]:
             local_stack, iss="https://login.microsoftonline.com/evil/v2.0"
         ),
         "unknown key id": f"{_b64({'alg': 'RS256', 'typ': 'JWT', 'kid': 'no-such-key'})}.{payload}.{signature}",
+        "no key id": f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{payload}.{signature}",
+        "a key id that is not a string": f"{_b64({'alg': 'RS256', 'typ': 'JWT', 'kid': [kid]})}.{payload}.{signature}",
         "tampered payload": f"{header}.{_b64({**claims, 'roles': [ADMIN, SUPPORT], 'sub': 'x'})}.{signature}",
         "garbage": "not-a-token",
     }
@@ -327,6 +329,8 @@ def _attacks(local_stack) -> dict[str, str]:
         "wrong audience",
         "wrong issuer",
         "unknown key id",
+        "no key id",
+        "a key id that is not a string",
         "tampered payload",
         "garbage",
     ],
