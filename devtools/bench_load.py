@@ -635,9 +635,9 @@ def measure(
     settle(http)
     headers = {"Authorization": http.headers["Authorization"]}
     prober = Prober(base_url, headers, probe, settings)
+    processes = dict(processes or {})
     if prober.cosmos is not None and prober.cosmos.process.pid is not None:
-        processes = {**(processes or {}), "bench probes": prober.cosmos.process.pid}
-    processes = processes or {}
+        processes["bench probes"] = prober.cosmos.process.pid
     results = []
     try:
         if levels and WARM_UP > 0:
