@@ -512,3 +512,10 @@ def test_real_devhost_gives_the_http_functions_the_cpu_first(
             Path(f"/proc/{http_pid}/autogroup").read_text().split()
         )
         assert group != http_group and (nice, http_group_nice) == (str(NICE), "0")
+    enabled = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if autogroup.exists() and enabled.read_text().strip() == "1":
+        # A waking HTTP thread preempts a worker at once; with a share of their own.
+        assert os.sched_getscheduler(http_pid) == os.SCHED_OTHER
+        for pid in [triggers_pid, *workers]:
+            for thread in os.listdir(f"/proc/{pid}/task"):
+                assert os.sched_getscheduler(int(thread)) == os.SCHED_IDLE, (pid, thread)

@@ -133,7 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=NICE,
         help="with --functions triggers: how much lower the triggers' CPU priority is "
-        f"than the HTTP functions' (a nice increment; default {NICE}, 0 keeps it)",
+        f"than the HTTP functions' (a nice increment; default {NICE}; with a session "
+        "of their own, also the idle scheduling policy; 0 keeps both as they are)",
     )
     return parser.parse_args(argv)
 

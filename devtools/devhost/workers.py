@@ -33,6 +33,7 @@ TIMERS = "timers"
 NICE = 10
 PR_SET_PDEATHSIG = 1  # prctl(2)
 AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUP_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
 HOST_PID = "DEVHOST_TRIGGERS_PID"  # the host a worker belongs to
 # Where `devtools` is imported from: the workers run `-m <module>` from the app's root.
 _TOOLS_ROOT = str(Path(__file__).resolve().parents[2])
@@ -82,13 +83,15 @@ def lower_priority(increment: int) -> None:
     lower priority for the triggers, so that projections do not take the cores from under
     a command between its steps. Linux (autogroup) shares the CPU first between sessions
     and applies a nice value only within its session: a host that leads its own session
-    (as `make run` starts it) lowers the session's too. A nice value weighs, it does not
-    forbid: the triggers still get a share when the HTTP functions are busy."""
+    (as `make run` starts it) lowers the session's too, and then also takes the idle
+    scheduling policy, so that a waking HTTP thread takes a core from a worker at once
+    instead of after the worker's time slice. Neither forbids: the session still gets its
+    (nice-weighted) share when the HTTP functions are busy."""
     increment = min(increment, 19)
     if increment <= 0:
         return
     os.nice(increment)
-    if not AUTOGROUP.exists():
+    if not _autogroup_enabled():
         return  # no autogroup (not Linux, or turned off): the process's nice value counts
     if os.getsid(0) != os.getpid():
         log.info(
@@ -98,12 +101,24 @@ def lower_priority(increment: int) -> None:
     for _ in range(2):
         try:
             AUTOGROUP.write_text(str(increment))
-            return
+            break
         except BlockingIOError:  # Linux limits these writes to one every 100 ms
             time.sleep(0.1)
         except OSError as exc:
             log.warning("could not lower this session's CPU priority: %s", exc)
             return
+    else:
+        return
+    # Only with the session's own share: alone among other sessions' processes, an idle
+    # task gets almost nothing (weight 3 against 1024) and projections would stall.
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _autogroup_enabled() -> bool:
+    try:
+        return AUTOGROUP.exists() and AUTOGROUP_ENABLED.read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 class Workers:
