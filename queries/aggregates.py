@@ -85,15 +85,17 @@ def _sum_days(days: Iterable[dict[str, int]]) -> dict[str, int]:
     return summed
 
 
-UNITS = "units:"
-REVENUE = "revenueCents:"
+UNITS = "units"  # counters `units:<product id>`
+REVENUE = "revenueCents"  # and `revenueCents:<product id>`
 
 
 class _ProductSales:
     """Units and revenue per product summed over day shards (`units:<id>`,
     `revenueCents:<id>` counters), and the name each product's lines carry on the
     latest day it sold (ties: the greatest name). A 30-day range sums a few hundred
-    shards, so this loop is the query's own per-document cost: kept to dict updates."""
+    shards, so this loop is the query's own per-document cost, the one that grows with
+    the shards' size: kept to one split and one dict update per counter, and a label's
+    names are compared only on a day not older than the one known."""
 
     def __init__(self) -> None:
         self.units: Counter[str] = Counter()
@@ -103,16 +105,21 @@ class _ProductSales:
     def add(self, doc: dict[str, Any]) -> None:
         units, revenue = self.units, self.revenue
         for name, value in doc.get("counters", {}).items():
-            if name.startswith(UNITS):
-                units[name[len(UNITS) :]] += value
-            elif name.startswith(REVENUE):
-                revenue[name[len(REVENUE) :]] += value
+            kind, colon, product_id = name.partition(":")
+            if colon and kind == UNITS:
+                units[product_id] += value
+            elif colon and kind == REVENUE:
+                revenue[product_id] += value
+        day, named = doc["day"], self.named
         for name, names in doc.get("labels", {}).items():
-            if names and name.startswith(UNITS):
-                product_id = name[len(UNITS) :]
-                latest = (doc["day"], max(names))
-                if latest > self.named.get(product_id, ("", "")):
-                    self.named[product_id] = latest
+            kind, colon, product_id = name.partition(":")
+            if not (names and colon and kind == UNITS):
+                continue
+            known = named.get(product_id)
+            if known is None or day >= known[0]:
+                latest = (day, max(names))
+                if known is None or latest > known:
+                    named[product_id] = latest
 
     def top(self) -> list[dict[str, Any]]:
         ranked = sorted(
