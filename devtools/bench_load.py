@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import gc
 import json
 import multiprocessing
@@ -45,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
@@ -233,8 +232,7 @@ def _watch_read_model(
 
     # container -> document id -> [key, version, answered, probes]
     awaited: dict[str, dict[str, list[list[Any]]]] = {}
-    gc.collect()
-    gc.freeze()  # the SDK's modules, left out of every collection (see steady_collector)
+    freeze_long_lived()  # the SDK's modules, left out of every collection
     with app_settings(settings):
         tick = time.perf_counter()
         while True:
@@ -286,21 +284,17 @@ def _watch_read_model(
                         del docs[doc_id]
 
 
-@contextlib.contextmanager
-def steady_collector() -> Iterator[None]:
+def freeze_long_lived() -> None:
     """Keeps the load generator's garbage collector from pausing a level.
 
     A full collection walks every object of this process (the SDKs' modules, what earlier
     sections left): ~80 ms in the middle of a 100/s level, during which no reply was read
     and the sends due left together afterwards, so the figures counted the generator's
-    pause as the stack's latency. What is alive when the level starts is frozen (left
-    out of collections) until it ends, and collected then."""
+    pause as the stack's latency. Called as a level starts: garbage is collected, and what
+    is still alive is frozen, left out of every later collection (as function_app.py does
+    with what start-up creates), so those walk only what the level allocates."""
     gc.collect()
     gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 class Prober:
@@ -662,19 +656,19 @@ def measure(
     results = []
     try:
         if levels and WARM_UP > 0:
-            with steady_collector():
-                asyncio.run(_run_level(base_url, shop, prober, levels[0], WARM_UP))
+            freeze_long_lived()
+            asyncio.run(_run_level(base_url, shop, prober, levels[0], WARM_UP))
             settle(http)
         for rate in levels:
             requests, failures = prober.requests, prober.failures
             offset = host_log.stat().st_size if host_log else 0
-            with steady_collector():  # before the clocks start: it collects first
-                cpu, pressure = time.process_time(), CpuPressure()
-                before = {n: process_cpu_seconds(pid) for n, pid in processes.items()}
-                began = time.perf_counter()
-                result = asyncio.run(_run_level(base_url, shop, prober, rate, seconds))
-                result.window = time.perf_counter() - began
-                result.client_cpu = time.process_time() - cpu
+            freeze_long_lived()  # before the clocks start: it collects first
+            cpu, pressure = time.process_time(), CpuPressure()
+            before = {name: process_cpu_seconds(pid) for name, pid in processes.items()}
+            began = time.perf_counter()
+            result = asyncio.run(_run_level(base_url, shop, prober, rate, seconds))
+            result.window = time.perf_counter() - began
+            result.client_cpu = time.process_time() - cpu
             result.cpu_pressure = pressure.share()
             for name, pid in processes.items():
                 now, then = process_cpu_seconds(pid), before[name]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devtools.bench_load import CosmosWatcher, Sample, steady_collector
+from devtools.bench_load import CosmosWatcher, Sample, freeze_long_lived
 from devtools.provision import app_settings
 from devtools.stack import LocalStack
 from shared.cosmos import container
@@ -85,11 +85,9 @@ def test_waits_fail_when_the_probing_process_dies(
 
 def test_a_level_runs_with_the_objects_alive_at_its_start_out_of_collections() -> None:
     # A full collection of the bench's long-lived objects paused a 100/s level for
-    # ~80 ms; inside steady_collector it walks only what the level itself allocated.
-    assert gc.get_freeze_count() == 0
-    kept = [[i] for i in range(1000)]  # alive before the level: frozen for it
-    with steady_collector():
-        assert gc.get_freeze_count() >= len(kept)
-        assert not any(o is kept[0] for o in gc.get_objects())
-    assert gc.get_freeze_count() == 0  # collected as usual again afterwards
+    # ~80 ms; after freeze_long_lived collections walk only what the level allocates.
+    kept = [[i] for i in range(1000)]  # alive when the level starts
     assert any(o is kept[0] for o in gc.get_objects())
+    freeze_long_lived()
+    assert not any(o is kept[0] for o in gc.get_objects())
+    assert gc.get_freeze_count() >= len(kept)
