@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared import sqlite_wal
+
 APPEND_WAIT_SECONDS = 30
 
 _SCHEMA = """
@@ -89,8 +91,7 @@ class LocalEventLog:
             conn = sqlite3.connect(
                 self.path, timeout=APPEND_WAIT_SECONDS, isolation_level=None
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            sqlite_wal.configure(conn, self.path)
             self._local.conn = conn
         return conn
 

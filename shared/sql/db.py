@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared import config, telemetry
+from shared import config, sqlite_wal, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -383,9 +383,8 @@ def _sqlite_connect(path: str) -> Callable[[], _SqliteConnection]:
             isolation_level=None,
             check_same_thread=False,
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        sqlite_wal.configure(conn, path)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")
         return _SqliteConnection(conn)
 
     return connect

@@ -1,0 +1,77 @@
+"""The local SQLite files' write-ahead logs are checkpointed in the background (shared/sqlite_wal.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from shared import sqlite_wal
+from shared.eventlog import LocalEventLog
+from shared.sql.db import Database, _sqlite_connect
+
+
+def _pragma(conn: sqlite3.Connection, name: str) -> object:
+    return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_the_stand_ins_connections_leave_checkpoints_to_the_background(
+    tmp_path: Path,
+) -> None:
+    sql = Database(_sqlite_connect(str(tmp_path / "orders.db")), "sqlite")
+    events = LocalEventLog(tmp_path / "events.db", 2)
+    for conn in (sql._connection()._conn, events._connect()):
+        assert _pragma(conn, "journal_mode") == "wal"
+        assert _pragma(conn, "synchronous") == 1  # NORMAL
+        # SQLite's own 1,000-page checkpoint in the commit is pushed back to a safety net.
+        assert _pragma(conn, "wal_autocheckpoint") == sqlite_wal.SAFETY_NET_PAGES
+
+
+def _wait_until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_log_is_folded_back_and_restarted_while_commits_go_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    sqlite_wal.configure(conn, path)
+    conn.execute("CREATE TABLE t (b BLOB)")
+    blob = 64 * 1024
+    per_round = int(1.5 * sqlite_wal.CHECKPOINT_BYTES) // blob
+    rounds = 4
+    for done in range(1, rounds + 1):
+        for _ in range(per_round):  # one transaction each (autocommit)
+            conn.execute("INSERT INTO t VALUES (randomblob(?))", (blob,))
+        # Only a checkpoint moves the pages from the log into the database file.
+        written = done * per_round * blob
+        assert _wait_until(lambda n=written: path.stat().st_size >= n), (
+            f"round {done}: nothing checkpointed the log"
+        )
+    # Each round's first commit started the log afresh: it holds about one round, where
+    # without the background checkpoints it would hold all four (the safety net is 64 MiB).
+    wal = Path(f"{path}-wal").stat().st_size
+    assert wal < 2 * per_round * blob, wal
+    assert rounds * per_round * blob > 3 * wal
+
+
+def test_a_small_log_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "data.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint={sqlite_wal.SAFETY_NET_PAGES}")
+    conn.execute("CREATE TABLE t (b BLOB)")
+    conn.execute("INSERT INTO t VALUES (randomblob(1000))")
+    assert not sqlite_wal.checkpoint_if_due(conn, path)
+    assert not sqlite_wal.checkpoint_if_due(conn, tmp_path / "missing.db")
+    size = path.stat().st_size
+    for _ in range(sqlite_wal.CHECKPOINT_BYTES // 60_000 + 1):
+        conn.execute("INSERT INTO t VALUES (randomblob(60000))")
+    assert sqlite_wal.checkpoint_if_due(conn, path)
+    assert path.stat().st_size > size + sqlite_wal.CHECKPOINT_BYTES // 2
