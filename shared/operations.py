@@ -41,7 +41,7 @@ class Health(BaseModel):
 def _check_sql() -> None:
     from shared.sql.db import database
 
-    database().run(lambda tx: tx.one("SELECT 1"))
+    database().run(lambda tx: tx.one("SELECT 1"), read_only=True)
 
 
 def _check_cosmos() -> None:

@@ -144,7 +144,9 @@ def relay(
     cutoff = db_time(utcnow() - min_age)
     total = 0
     while True:
-        rows = db.run(lambda tx: tx.all(SELECT_UNSENT, (cutoff, batch_size)))
+        rows = db.run(
+            lambda tx: tx.all(SELECT_UNSENT, (cutoff, batch_size)), read_only=True
+        )
         total += _publish_rows(db, publisher, rows)
         if len(rows) < batch_size:
             return total
@@ -152,7 +154,7 @@ def relay(
 
 def backlog(db: Database) -> tuple[int, float | None]:
     """(unsent count, age in seconds of the oldest unsent event or None)."""
-    count, oldest = db.run(lambda tx: tx.one(SELECT_BACKLOG))
+    count, oldest = db.run(lambda tx: tx.one(SELECT_BACKLOG), read_only=True)
     oldest_at = from_db_time(oldest)
     if oldest_at is None:
         return int(count), None
@@ -161,9 +163,13 @@ def backlog(db: Database) -> tuple[int, float | None]:
 
 def read_range(db: Database, after_position: int, limit: int) -> list[Event]:
     """Events after a position, for rebuilding projections."""
-    return _events(db.run(lambda tx: tx.all(SELECT_RANGE, (after_position, limit))))
+    return _events(
+        db.run(lambda tx: tx.all(SELECT_RANGE, (after_position, limit)), read_only=True)
+    )
 
 
 def stats(db: Database) -> tuple[int, int | None]:
     """(unsent count, newest position)."""
-    return db.run(lambda tx: (tx.one(COUNT_UNSENT)[0], tx.one(MAX_POSITION)[0]))
+    return db.run(
+        lambda tx: (tx.one(COUNT_UNSENT)[0], tx.one(MAX_POSITION)[0]), read_only=True
+    )

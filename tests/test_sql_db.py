@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shared.sql.db import Database, _SqliteConnection
+from shared.sql.db import Database, _sqlite_connect, _SqliteConnection
 
 
 def impatient_sqlite(path: str) -> Database:
@@ -124,3 +124,45 @@ def test_a_commit_whose_outcome_is_unknown_is_not_run_again(path):
     from shared.availability import is_unavailable
 
     assert is_unavailable(CommitOutcomeUnknown("lost"))  # answered 503, not 500
+
+
+def test_read_only_work_neither_waits_for_a_writer_nor_makes_one_wait(tmp_path):
+    db = Database(_sqlite_connect(str(tmp_path / "w.db")), "sqlite")
+    db.run(lambda tx: tx.execute("CREATE TABLE t (n INTEGER)"))
+    db.run(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_writer(tx):
+        tx.execute("UPDATE t SET n = 2")
+        inside.set()
+        release.wait(10)
+
+    writer = threading.Thread(target=db.run, args=(slow_writer,))
+    writer.start()
+    try:
+        assert inside.wait(10)
+        # The writer holds both the process's queue and SQLite's write lock: a read of
+        # the outbox (the relay's, the status page's) answers from the last commit.
+        started = time.monotonic()
+        seen = db.run(lambda tx: tx.one("SELECT n FROM t"), read_only=True)
+        assert seen == (1,)
+        assert time.monotonic() - started < 1.0
+    finally:
+        release.set()
+        writer.join(10)
+    assert db.run(lambda tx: tx.one("SELECT n FROM t"), read_only=True) == (2,)
+
+
+def test_read_only_work_that_writes_is_refused_and_changes_nothing(tmp_path):
+    db = Database(_sqlite_connect(str(tmp_path / "w.db")), "sqlite")
+    db.run(lambda tx: tx.execute("CREATE TABLE t (n INTEGER)"))
+
+    def sneaky(tx):
+        tx.execute("INSERT INTO t VALUES (1)")
+
+    with pytest.raises(Exception, match="readonly"):
+        db.run(sneaky, read_only=True)
+    assert db.run(lambda tx: tx.one("SELECT COUNT(*) FROM t")) == (0,)
+    # The same connection writes again in the next (read-write) transaction.
+    db.run(sneaky)
+    assert db.run(lambda tx: tx.one("SELECT COUNT(*) FROM t")) == (1,)

@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -269,15 +269,21 @@ class Database:
                 conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        with self._sqlite_writer():
+    def transaction(self, *, read_only: bool = False) -> Iterator[Transaction]:
+        """One transaction. `read_only` work never queues behind writers, nor they
+        behind it: Azure SQL reads a snapshot (READ_COMMITTED_SNAPSHOT is on by
+        default); on SQLite it reads the write-ahead log's snapshot without the write
+        lock, and `query_only` refuses any write it would attempt."""
+        with nullcontext() if read_only else self._sqlite_writer():
             conn = self._connection()
             with translating(self.dialect):
                 cursor = conn.cursor()
                 if self.dialect == "sqlite":
-                    # Take the write lock up front: two SQLite writers that both read
-                    # first would otherwise deadlock on upgrade instead of queueing.
-                    cursor.execute("BEGIN IMMEDIATE")
+                    # A writer takes the write lock up front: two SQLite writers that
+                    # both read first would otherwise deadlock on upgrade, not queue.
+                    cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+                    if read_only:
+                        cursor.execute("PRAGMA query_only=ON")
             try:
                 yield Transaction(cursor, self.dialect, self)
                 self._commit(conn)
@@ -288,6 +294,9 @@ class Database:
                     self._discard()
                 raise
             finally:
+                if read_only and self.dialect == "sqlite":
+                    with suppress(Exception):  # a broken connection was discarded
+                        cursor.execute("PRAGMA query_only=OFF")
                 cursor.close()
 
     @contextmanager
@@ -324,13 +333,16 @@ class Database:
         work: Callable[[Transaction], T],
         attempts: int = 5,
         budget_seconds: float = RUN_BUDGET_SECONDS,
+        *,
+        read_only: bool = False,
     ) -> T:
         """Run `work` in one transaction, retrying the whole of it on transient errors
-        while attempts and the time budget last (a request must answer, 503 if need be)."""
+        while attempts and the time budget last (a request must answer, 503 if need be).
+        Work that only reads says so (`read_only`): it then takes no write lock."""
         deadline = time.monotonic() + budget_seconds
         for attempt in range(1, attempts + 1):
             try:
-                with self.transaction() as tx:
+                with self.transaction(read_only=read_only) as tx:
                     return work(tx)
             except TransientDatabaseError as exc:
                 if attempt == attempts:
