@@ -271,9 +271,9 @@ class Database:
     @contextmanager
     def transaction(self, *, read_only: bool = False) -> Iterator[Transaction]:
         """One transaction. `read_only` work never queues behind writers, nor they
-        behind it: Azure SQL reads a snapshot (READ_COMMITTED_SNAPSHOT is on by
-        default); on SQLite it reads the write-ahead log's snapshot without the write
-        lock, and `query_only` refuses any write it would attempt."""
+        behind it: Azure SQL's reads take no locks (READ_COMMITTED_SNAPSHOT, on by
+        default there); on SQLite it reads the write-ahead log's snapshot without the
+        write lock, and `query_only` refuses any write it would attempt."""
         with nullcontext() if read_only else self._sqlite_writer():
             conn = self._connection()
             with translating(self.dialect):
