@@ -91,7 +91,7 @@ class LocalEventLog:
             conn = sqlite3.connect(
                 self.path, timeout=APPEND_WAIT_SECONDS, isolation_level=None
             )
-            sqlite_wal.configure(conn, self.path)
+            sqlite_wal.configure(conn)
             self._local.conn = conn
         return conn
 
@@ -164,6 +164,7 @@ class LocalEventLog:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        sqlite_wal.watch(self.path)  # the appending process checkpoints the log
         return stored
 
     def read(

@@ -36,6 +36,7 @@ def etag(version: int) -> str:
     """The ETag of a resource at `version` (what If-Match sends back)."""
     return f'"{version}"'
 
+
 # Idempotency-Key: 1 to 200 printable ASCII characters (an RFC 8941 string's alphabet);
 # HTTP removes spaces around a header value, so the value neither starts nor ends with one.
 IDEMPOTENCY_KEY = "^[!-~]([ -~]{0,198}[!-~])?$"

@@ -5,8 +5,14 @@ the log past 1,000 pages: that commit copies the pages and syncs the file (about
 and every writer queued behind it waits as long. At 100 commands/s that was every half
 second, for the SQL database and the event log alike. Azure SQL and Event Hubs do this
 work in the background, away from the request; so do the stand-ins: their connections
-raise the automatic threshold to a safety net, and one thread per process runs PASSIVE
-checkpoints, which never wait for a reader or block a writer.
+raise the automatic threshold to a safety net, and one thread in each process that
+writes a file runs PASSIVE checkpoints of it, which never wait for a reader or block a
+writer.
+
+Only writers checkpoint: a checkpoint briefly holds locks that every reader and writer
+of the file may have to wait for, and the processes that only read (the projections'
+workers) run at idle priority locally, where a checkpoint preempted mid-way would stall
+the HTTP functions' commits behind it.
 """
 
 from __future__ import annotations
@@ -27,12 +33,21 @@ INTERVAL_SECONDS = 0.2
 SAFETY_NET_PAGES = 16_000
 
 
-def configure(conn: sqlite3.Connection, path: str | Path) -> None:
-    """Put a connection in WAL mode with its checkpoints left to this process's thread."""
+def configure(conn: sqlite3.Connection) -> None:
+    """Put a connection in WAL mode with its checkpoints left to a writer's thread."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
+
+
+def watch(path: str | Path) -> None:
+    """This process writes `path`: checkpoint it in the background from now on (idempotent)."""
     _checkpointer.watch(Path(path))
+
+
+def watched() -> set[Path]:
+    """The files this process checkpoints."""
+    return _checkpointer.watched()
 
 
 def checkpoint_if_due(conn: sqlite3.Connection, path: Path) -> bool:
@@ -57,9 +72,15 @@ class _Checkpointer:
         self._connections: dict[Path, sqlite3.Connection | None] = {}
         self._thread: threading.Thread | None = None
 
+    def watched(self) -> set[Path]:
+        with self._lock:
+            return set(self._connections)
+
     def watch(self, path: Path) -> None:
         with self._lock:
-            self._connections.setdefault(path, None)
+            if path in self._connections:
+                return
+            self._connections[path] = None
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="sqlite-wal-checkpoint", daemon=True

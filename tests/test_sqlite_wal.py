@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from shared import sqlite_wal
-from shared.eventlog import LocalEventLog
+from shared.eventlog import LocalEventLog, OutgoingEvent
 from shared.sql.db import Database, _sqlite_connect
 
 
@@ -27,6 +27,22 @@ def test_the_stand_ins_connections_leave_checkpoints_to_the_background(
         assert _pragma(conn, "wal_autocheckpoint") == sqlite_wal.SAFETY_NET_PAGES
 
 
+def test_only_a_process_that_writes_a_file_checkpoints_it(tmp_path: Path) -> None:
+    # Readers stay out of the checkpoints: the projections' workers only read the event
+    # log, at idle priority, and must never hold a lock the HTTP functions wait for.
+    sql_path, log_path = tmp_path / "orders.db", tmp_path / "events.db"
+    sql = Database(_sqlite_connect(str(sql_path)), "sqlite")
+    sql.run(lambda tx: tx.one("SELECT 1"), read_only=True)
+    events = LocalEventLog(log_path, 2)
+    assert events.read(0, None, 10) == []
+    assert {sql_path, log_path}.isdisjoint(sqlite_wal.watched())
+
+    sql.run(lambda tx: tx.execute("CREATE TABLE t (n INTEGER)"))
+    sql.run(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))
+    events.append([OutgoingEvent(b"{}", "key", {})])
+    assert {sql_path, log_path} <= sqlite_wal.watched()
+
+
 def _wait_until(condition, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -41,7 +57,8 @@ def test_the_log_is_folded_back_and_restarted_while_commits_go_on(
 ) -> None:
     path = tmp_path / "data.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    sqlite_wal.configure(conn, path)
+    sqlite_wal.configure(conn)
+    sqlite_wal.watch(path)
     conn.execute("CREATE TABLE t (b BLOB)")
     blob = 64 * 1024
     per_round = int(1.5 * sqlite_wal.CHECKPOINT_BYTES) // blob

@@ -395,9 +395,9 @@ def _sqlite_connect(path: str) -> Callable[[], _SqliteConnection]:
             isolation_level=None,
             check_same_thread=False,
         )
-        sqlite_wal.configure(conn, path)
+        sqlite_wal.configure(conn)
         conn.execute("PRAGMA foreign_keys=ON")
-        return _SqliteConnection(conn)
+        return _SqliteConnection(conn, path)
 
     return connect
 
@@ -405,8 +405,9 @@ def _sqlite_connect(path: str) -> Callable[[], _SqliteConnection]:
 class _SqliteConnection:
     """sqlite3 in autocommit mode with explicit BEGIN: commit/rollback act on what BEGIN opened."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str | None = None) -> None:
         self._conn = conn
+        self._path = path
 
     def cursor(self) -> sqlite3.Cursor:
         return self._conn.cursor()
@@ -414,6 +415,8 @@ class _SqliteConnection:
     def commit(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("COMMIT")
+            if self._path is not None and self._conn.total_changes:
+                sqlite_wal.watch(self._path)  # a writer checkpoints what it writes
 
     def rollback(self) -> None:
         if self._conn.in_transaction:
