@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ INTERVAL_SECONDS = 0.2
 # Should the background checkpoints fall behind (a process starved of CPU), a commit
 # checkpoints as SQLite always does once the log reaches this many pages (64 MiB).
 SAFETY_NET_PAGES = 16_000
+WAL_FRAME_HEADER_BYTES = 24
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -50,13 +52,36 @@ def watched() -> set[Path]:
     return _checkpointer.watched()
 
 
-def checkpoint_if_due(conn: sqlite3.Connection, path: Path) -> bool:
-    """Checkpoint `path` when its log has grown past `CHECKPOINT_BYTES`; True if it ran."""
+def checkpoints(path: str | Path) -> int:
+    """How many checkpoints this process's thread has run on `path` (ended, not begun)."""
+    return _checkpointer.runs.get(Path(path), 0)
+
+
+def pending_bytes(path: str | Path) -> int:
+    """What the log holds that is committed and not yet copied into the database.
+
+    Read from the WAL-index header in the `-shm` file, whose layout is part of SQLite's
+    file format (https://www.sqlite.org/walformat.html): the page size at byte 14, the
+    last committed frame (mxFrame) at 16 and the last one copied (nBackfill) at 96, in
+    the machine's byte order. The log file's size would not do: it keeps its length
+    when SQLite starts it afresh."""
     try:
-        size = Path(f"{path}-wal").stat().st_size
+        with open(f"{path}-shm", "rb") as shm:
+            head = shm.read(100)
     except FileNotFoundError:
-        return False
-    if size < CHECKPOINT_BYTES:
+        return 0
+    if len(head) < 100:
+        return 0
+    page = int.from_bytes(head[14:16], sys.byteorder)
+    page = 65536 if page == 1 else page
+    committed = int.from_bytes(head[16:20], sys.byteorder)
+    copied = int.from_bytes(head[96:100], sys.byteorder)
+    return max(0, committed - copied) * (page + WAL_FRAME_HEADER_BYTES)
+
+
+def checkpoint_if_due(conn: sqlite3.Connection, path: Path) -> bool:
+    """Checkpoint `path` once `CHECKPOINT_BYTES` wait to be copied; True if it ran."""
+    if pending_bytes(path) < CHECKPOINT_BYTES:
         return False
     # PASSIVE copies what no reader still needs and returns: writers go on meanwhile, and
     # the next one starts the log afresh once everything in it has been copied.
@@ -65,12 +90,13 @@ def checkpoint_if_due(conn: sqlite3.Connection, path: Path) -> bool:
 
 
 class _Checkpointer:
-    """One daemon thread checkpointing every SQLite file the process opened."""
+    """One daemon thread checkpointing every SQLite file the process writes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connections: dict[Path, sqlite3.Connection | None] = {}
         self._thread: threading.Thread | None = None
+        self.runs: dict[Path, int] = {}
 
     def watched(self) -> set[Path]:
         with self._lock:
@@ -99,6 +125,7 @@ class _Checkpointer:
         if not path.exists():  # deleted (a test's temporary files): stop watching it
             with self._lock:
                 self._connections.pop(path, None)
+                self.runs.pop(path, None)
             if conn is not None:
                 conn.close()
             return
@@ -110,7 +137,8 @@ class _Checkpointer:
                 conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
                 with self._lock:
                     self._connections[path] = conn
-            checkpoint_if_due(conn, path)
+            if checkpoint_if_due(conn, path):
+                self.runs[path] = self.runs.get(path, 0) + 1
         except sqlite3.Error as exc:
             # Busy (another process's checkpoint) or a passing fault: the next round retries.
             log.debug("checkpoint of %s skipped: %s", path, exc)

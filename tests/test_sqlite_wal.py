@@ -64,14 +64,19 @@ def test_the_log_is_folded_back_and_restarted_while_commits_go_on(
     per_round = int(1.5 * sqlite_wal.CHECKPOINT_BYTES) // blob
     rounds = 4
     for done in range(1, rounds + 1):
-        for _ in range(per_round):  # one transaction each (autocommit)
+        before = sqlite_wal.checkpoints(path)
+        conn.execute("BEGIN")
+        for _ in range(per_round):
             conn.execute("INSERT INTO t VALUES (randomblob(?))", (blob,))
-        # Only a checkpoint moves the pages from the log into the database file.
-        written = done * per_round * blob
-        assert _wait_until(lambda n=written: path.stat().st_size >= n), (
+        conn.execute("COMMIT")
+        assert sqlite_wal.pending_bytes(path) >= per_round * blob
+        assert _wait_until(lambda n=before: sqlite_wal.checkpoints(path) > n), (
             f"round {done}: nothing checkpointed the log"
         )
-    # Each round's first commit started the log afresh: it holds about one round, where
+        assert sqlite_wal.pending_bytes(path) == 0
+        # Only a checkpoint moves the pages from the log into the database file.
+        assert path.stat().st_size >= done * per_round * blob
+    # Each round's commit started the log afresh: it holds about one round, where
     # without the background checkpoints it would hold all four (the safety net is 64 MiB).
     wal = Path(f"{path}-wal").stat().st_size
     assert wal < 2 * per_round * blob, wal
@@ -81,14 +86,22 @@ def test_the_log_is_folded_back_and_restarted_while_commits_go_on(
 def test_a_small_log_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "data.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA wal_autocheckpoint={sqlite_wal.SAFETY_NET_PAGES}")
+    sqlite_wal.configure(conn)
     conn.execute("CREATE TABLE t (b BLOB)")
     conn.execute("INSERT INTO t VALUES (randomblob(1000))")
+    assert 0 < sqlite_wal.pending_bytes(path) < sqlite_wal.CHECKPOINT_BYTES
     assert not sqlite_wal.checkpoint_if_due(conn, path)
+    assert sqlite_wal.pending_bytes(tmp_path / "missing.db") == 0
     assert not sqlite_wal.checkpoint_if_due(conn, tmp_path / "missing.db")
     size = path.stat().st_size
     for _ in range(sqlite_wal.CHECKPOINT_BYTES // 60_000 + 1):
         conn.execute("INSERT INTO t VALUES (randomblob(60000))")
+    pending = sqlite_wal.pending_bytes(path)
+    assert pending >= sqlite_wal.CHECKPOINT_BYTES
     assert sqlite_wal.checkpoint_if_due(conn, path)
+    assert sqlite_wal.pending_bytes(path) == 0
+    # The header's figures agree with SQLite's own count of the frames in the log.
+    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    page = _pragma(conn, "page_size")
+    assert frames == copied and pending == frames * (page + 24)
     assert path.stat().st_size > size + sqlite_wal.CHECKPOINT_BYTES // 2
