@@ -73,6 +73,7 @@ class LocalEventLog:
         # Appends queue here rather than in SQLite's busy handler, whose growing sleeps
         # (1, 2, 5, 10... ms) made one preempted writer delay every publish behind it.
         self._appending = threading.Lock()
+        self._watched = False
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
             conn.execute(
@@ -164,7 +165,9 @@ class LocalEventLog:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        sqlite_wal.watch(self.path)  # the appending process checkpoints the log
+        if not self._watched:
+            sqlite_wal.watch(self.path)  # the appending process checkpoints the log
+            self._watched = True
         return stored
 
     def read(

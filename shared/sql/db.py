@@ -407,7 +407,7 @@ class _SqliteConnection:
 
     def __init__(self, conn: sqlite3.Connection, path: str | None = None) -> None:
         self._conn = conn
-        self._path = path
+        self._unwatched = path  # the file, until this connection's first write
 
     def cursor(self) -> sqlite3.Cursor:
         return self._conn.cursor()
@@ -415,8 +415,9 @@ class _SqliteConnection:
     def commit(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("COMMIT")
-            if self._path is not None and self._conn.total_changes:
-                sqlite_wal.watch(self._path)  # a writer checkpoints what it writes
+            if self._unwatched is not None and self._conn.total_changes:
+                sqlite_wal.watch(self._unwatched)  # a writer checkpoints what it writes
+                self._unwatched = None
 
     def rollback(self) -> None:
         if self._conn.in_transaction:
