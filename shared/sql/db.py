@@ -273,17 +273,14 @@ class Database:
         """One transaction. `read_only` work never queues behind writers, nor they
         behind it: Azure SQL's reads take no locks (READ_COMMITTED_SNAPSHOT, on by
         default there); on SQLite it reads the write-ahead log's snapshot without the
-        write lock, and `query_only` refuses any write it would attempt."""
+        write lock, and `query_only` refuses any write it would attempt (except while
+        SQLite recovers the log after a crash, which every connection waits for)."""
         with nullcontext() if read_only else self._sqlite_writer():
             conn = self._connection()
             with translating(self.dialect):
                 cursor = conn.cursor()
                 if self.dialect == "sqlite":
-                    # A writer takes the write lock up front: two SQLite writers that
-                    # both read first would otherwise deadlock on upgrade, not queue.
-                    cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
-                    if read_only:
-                        cursor.execute("PRAGMA query_only=ON")
+                    conn.begin(read_only)
             try:
                 yield Transaction(cursor, self.dialect, self)
                 self._commit(conn)
@@ -294,10 +291,10 @@ class Database:
                     self._discard()
                 raise
             finally:
-                if read_only and self.dialect == "sqlite":
-                    with suppress(Exception):  # a broken connection was discarded
-                        cursor.execute("PRAGMA query_only=OFF")
-                cursor.close()
+                with suppress(
+                    Exception
+                ):  # a discarded connection: the error raised stands
+                    cursor.close()
 
     @contextmanager
     def _sqlite_writer(self) -> Iterator[None]:
@@ -408,9 +405,19 @@ class _SqliteConnection:
     def __init__(self, conn: sqlite3.Connection, path: str | None = None) -> None:
         self._conn = conn
         self._unwatched = path  # the file, until this connection's first write
+        self._query_only = False
 
     def cursor(self) -> sqlite3.Cursor:
         return self._conn.cursor()
+
+    def begin(self, read_only: bool) -> None:
+        """A writer takes the write lock up front: two SQLite writers that both read
+        first would otherwise deadlock on upgrade instead of queueing. A reader takes
+        none, and `query_only` (set for its transaction only) refuses its writes."""
+        if read_only != self._query_only:
+            self._conn.execute(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+            self._query_only = read_only
+        self._conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     def commit(self) -> None:
         if self._conn.in_transaction:
