@@ -97,7 +97,7 @@ def test_the_log_restarts_while_commits_land_during_the_checkpoints(
     sqlite_wal.configure(conn)
     conn.execute("CREATE TABLE t (b BLOB)")
     sqlite_wal.watch(path)
-    bound = sqlite_wal.SAFETY_NET_PAGES // 4  # frames: a quarter of the net
+    bound = sqlite_wal.SAFETY_NET_PAGES // 2  # frames: half the net
     longest, restarts, written, last = 0, 0, 0, 0
     deadline = time.monotonic() + 60
     while written < 1.5 * bound and time.monotonic() < deadline:
