@@ -18,6 +18,8 @@ CONTRACTS = [
         "importlinter"
     ]["contracts"]
 ]
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False

@@ -518,4 +518,7 @@ def test_real_devhost_gives_the_http_functions_the_cpu_first(
         assert os.sched_getscheduler(http_pid) == os.SCHED_OTHER
         for pid in [triggers_pid, *workers]:
             for thread in os.listdir(f"/proc/{pid}/task"):
-                assert os.sched_getscheduler(int(thread)) == os.SCHED_IDLE, (pid, thread)
+                assert os.sched_getscheduler(int(thread)) == os.SCHED_IDLE, (
+                    pid,
+                    thread,
+                )

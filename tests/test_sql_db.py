@@ -126,7 +126,7 @@ def test_a_commit_whose_outcome_is_unknown_is_not_run_again(path):
     assert is_unavailable(CommitOutcomeUnknown("lost"))  # answered 503, not 500
 
 
-def test_read_only_work_neither_waits_for_a_writer_nor_makes_one_wait(tmp_path):
+def test_read_only_work_does_not_wait_for_a_writer(tmp_path):
     db = Database(_sqlite_connect(str(tmp_path / "w.db")), "sqlite")
     db.run(lambda tx: tx.execute("CREATE TABLE t (n INTEGER)"))
     db.run(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))

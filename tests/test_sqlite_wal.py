@@ -56,7 +56,7 @@ def _wait_until(condition, seconds: float = 10.0) -> bool:
     return False
 
 
-def test_the_log_is_folded_back_and_restarted_while_commits_go_on(
+def test_each_round_of_writes_is_copied_and_the_log_restarted(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "data.db"

@@ -291,9 +291,8 @@ class Database:
                     self._discard()
                 raise
             finally:
-                with suppress(
-                    Exception
-                ):  # a discarded connection: the error raised stands
+                # A discarded connection refuses this; the error already raised stands.
+                with suppress(Exception):
                     cursor.close()
 
     @contextmanager
@@ -413,7 +412,8 @@ class _SqliteConnection:
     def begin(self, read_only: bool) -> None:
         """A writer takes the write lock up front: two SQLite writers that both read
         first would otherwise deadlock on upgrade instead of queueing. A reader takes
-        none, and `query_only` (set for its transaction only) refuses its writes."""
+        none, and `query_only`, switched on for it and off for the next writer, refuses
+        its writes."""
         if read_only != self._query_only:
             self._conn.execute(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
             self._query_only = read_only
