@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
@@ -65,50 +64,34 @@ def watched() -> set[Path]:
 
 
 def checkpoints(path: str | Path) -> int:
-    """How many checkpoints this process's thread has run on `path` (ended, not begun)."""
+    """How many checkpoints this process's thread has run on `path` that copied
+    something new (ended, not begun)."""
     return _checkpointer.runs.get(Path(path), 0)
 
 
-def _log_frames(path: str | Path) -> tuple[int, int, int]:
-    """(frames committed to the log, frames copied into the database, bytes per frame).
+def log_frames(path: str | Path) -> int:
+    """How many frames the log held at this process's last checkpoint of `path`."""
+    return _checkpointer.frames.get(Path(path), (0, 0))[0]
 
-    Read from the WAL-index header in the `-shm` file, whose layout is part of SQLite's
-    file format (https://www.sqlite.org/walformat.html): the page size at byte 14 (1
-    for 65,536), the last committed frame (mxFrame) at 16 and the last one copied
-    (nBackfill) at 96, in the machine's byte order. A read racing an update is off by a
-    round at worst: the next round sees it settled."""
+
+def checkpoint_if_due(conn: sqlite3.Connection, path: Path) -> tuple[int, int] | None:
+    """Checkpoint `path` while its log file is `CHECKPOINT_BYTES` long or more; the
+    frames in the log and those copied, or None if it did not run to its end.
+
+    The size comes from `stat`, which opens nothing: a descriptor of the database's
+    files opened and closed beside SQLite's would drop the process's POSIX locks on
+    the file (its `-shm` read that way cost the HTTP host a SIGBUS under load). The
+    file keeps its length when SQLite starts the log afresh, so a round may find
+    nothing to copy; that costs a look at the log's header, no I/O."""
     try:
-        with open(f"{path}-shm", "rb") as shm:
-            head = shm.read(100)
+        size = os.stat(f"{path}-wal").st_size
     except FileNotFoundError:
-        return 0, 0, 0
-    if len(head) < 100:
-        return 0, 0, 0
-    page = int.from_bytes(head[14:16], sys.byteorder)
-    page = 65536 if page == 1 else page
-    committed = int.from_bytes(head[16:20], sys.byteorder)
-    copied = int.from_bytes(head[96:100], sys.byteorder)
-    return committed, min(copied, committed), page + WAL_FRAME_HEADER_BYTES
-
-
-def pending_bytes(path: str | Path) -> int:
-    """What the log holds that is committed and not yet copied into the database."""
-    committed, copied, frame = _log_frames(path)
-    return (committed - copied) * frame
-
-
-def checkpoint_if_due(conn: sqlite3.Connection, path: Path) -> bool:
-    """Checkpoint `path` while its log is `CHECKPOINT_BYTES` long or more and holds
-    frames not yet copied; True if a checkpoint ran to its end."""
-    committed, copied, frame = _log_frames(path)
-    if copied >= committed or committed * frame < CHECKPOINT_BYTES:
-        return False
+        return None
+    if size < CHECKPOINT_BYTES:
+        return None
     # PASSIVE copies what no reader still needs and returns; writers go on meanwhile.
-    # Under a steady load a commit lands during most checkpoints, and the log restarts
-    # only when a writer finds it all copied: so rounds go on, FOLLOW_UP_SECONDS apart,
-    # while the log is long (its length, not what is left to copy).
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return busy == 0
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return None if busy else (frames, copied)
 
 
 class _Checkpointer:
@@ -119,6 +102,7 @@ class _Checkpointer:
         self._connections: dict[Path, sqlite3.Connection | None] = {}
         self._thread: threading.Thread | None = None
         self.runs: dict[Path, int] = {}
+        self.frames: dict[Path, tuple[int, int]] = {}
 
     def watched(self) -> set[Path]:
         with self._lock:
@@ -145,11 +129,12 @@ class _Checkpointer:
             pause = FOLLOW_UP_SECONDS if any(ran) else INTERVAL_SECONDS
 
     def _visit(self, path: Path, conn: sqlite3.Connection | None) -> bool:
-        """True when a checkpoint ran (the log is long: another round is due soon)."""
+        """True when the log is still long after a checkpoint: another round soon."""
         if not path.exists():  # deleted (a test's temporary files): stop watching it
             with self._lock:
                 self._connections.pop(path, None)
                 self.runs.pop(path, None)
+                self.frames.pop(path, None)
             if conn is not None:
                 conn.close()
             return False
@@ -165,9 +150,17 @@ class _Checkpointer:
                 conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
                 with self._lock:
                     self._connections[path] = conn
-            if checkpoint_if_due(conn, path):
-                self.runs[path] = self.runs.get(path, 0) + 1
-                return True
+            result = checkpoint_if_due(conn, path)
+            if result is not None:
+                frames, copied = result
+                if copied and result != self.frames.get(path):
+                    self.runs[path] = self.runs.get(path, 0) + 1
+                self.frames[path] = result
+                # Under a steady load a commit lands during most checkpoints, and the
+                # log restarts only when a writer finds all of it copied: while it is
+                # long (not restarted yet), the next round comes FOLLOW_UP_SECONDS on.
+                page = conn.execute("PRAGMA page_size").fetchone()[0]
+                return frames * (page + WAL_FRAME_HEADER_BYTES) >= CHECKPOINT_BYTES
         except sqlite3.Error as exc:
             # A passing fault (the file going away, a full disk): the next round retries.
             log.debug("checkpoint of %s skipped: %s", path, exc)

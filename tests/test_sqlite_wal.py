@@ -76,7 +76,6 @@ def test_each_round_of_writes_is_copied_and_the_log_restarted(
         assert _wait_until(lambda n=before: sqlite_wal.checkpoints(path) > n), (
             f"round {done}: nothing checkpointed the log"
         )
-        assert sqlite_wal.pending_bytes(path) == 0
         # Only a checkpoint moves the pages from the log into the database file.
         assert path.stat().st_size >= done * per_round * blob
     # Each round's commit started the log afresh: it holds about one round, where
@@ -102,7 +101,7 @@ def test_the_log_restarts_while_commits_land_during_the_checkpoints(
     deadline = time.monotonic() + 60
     while written < 1.5 * bound and time.monotonic() < deadline:
         conn.execute("INSERT INTO t VALUES (randomblob(100000))")  # ~25 frames
-        committed, _, _ = sqlite_wal._log_frames(path)
+        committed = sqlite_wal.log_frames(path)
         if committed < last:
             restarts += 1
             written += committed
@@ -122,22 +121,24 @@ def test_a_small_log_is_left_alone(tmp_path: Path, page_size: int) -> None:
     sqlite_wal.configure(conn)
     conn.execute("CREATE TABLE t (b BLOB)")
     conn.execute("INSERT INTO t VALUES (randomblob(1000))")
-    assert 0 < sqlite_wal.pending_bytes(path) < sqlite_wal.CHECKPOINT_BYTES
-    assert not sqlite_wal.checkpoint_if_due(conn, path)
-    assert sqlite_wal.pending_bytes(tmp_path / "missing.db") == 0
-    assert not sqlite_wal.checkpoint_if_due(conn, tmp_path / "missing.db")
+    assert sqlite_wal.checkpoint_if_due(conn, path) is None
+    assert sqlite_wal.checkpoint_if_due(conn, tmp_path / "missing.db") is None
     size = path.stat().st_size
     for _ in range(sqlite_wal.CHECKPOINT_BYTES // 60_000 + 1):
         conn.execute("INSERT INTO t VALUES (randomblob(60000))")
-    pending = sqlite_wal.pending_bytes(path)
-    assert pending >= sqlite_wal.CHECKPOINT_BYTES
-    assert sqlite_wal.checkpoint_if_due(conn, path)
-    assert sqlite_wal.pending_bytes(path) == 0
-    # The header's figures agree with SQLite's own count of the frames in the log.
-    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert _pragma(conn, "page_size") == page_size
-    assert frames == copied and pending == frames * (page_size + 24)
+    result = sqlite_wal.checkpoint_if_due(conn, path)
+    assert result is not None
+    frames, copied = result
+    assert frames == copied and frames * (page_size + 24) >= sqlite_wal.CHECKPOINT_BYTES
     assert path.stat().st_size > size + sqlite_wal.CHECKPOINT_BYTES // 2
+
+
+def test_the_checkpointer_never_opens_the_shared_memory_file(tmp_path: Path) -> None:
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it:
+    # SQLite's locks on `-shm` went with one, and another process rebuilt the index
+    # under the HTTP host's mapping of it (SIGBUS). The WAL's size comes from stat.
+    source = Path(sqlite_wal.__file__).read_text()
+    assert "open(" not in source and "os.stat(" in source
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
