@@ -103,6 +103,7 @@ class _Checkpointer:
         self._thread: threading.Thread | None = None
         self.runs: dict[Path, int] = {}
         self.frames: dict[Path, tuple[int, int]] = {}
+        self.written: dict[Path, int] = {}  # the log's mtime at the last counted run
 
     def watched(self) -> set[Path]:
         with self._lock:
@@ -135,6 +136,7 @@ class _Checkpointer:
                 self._connections.pop(path, None)
                 self.runs.pop(path, None)
                 self.frames.pop(path, None)
+                self.written.pop(path, None)
             if conn is not None:
                 conn.close()
             return False
@@ -150,18 +152,20 @@ class _Checkpointer:
                 conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
                 with self._lock:
                     self._connections[path] = conn
+            written = os.stat(f"{path}-wal").st_mtime_ns  # before: a commit may follow
             result = checkpoint_if_due(conn, path)
             if result is not None:
                 frames, copied = result
-                if copied and result != self.frames.get(path):
+                if copied and written != self.written.get(path):
                     self.runs[path] = self.runs.get(path, 0) + 1
+                    self.written[path] = written
                 self.frames[path] = result
                 # Under a steady load a commit lands during most checkpoints, and the
                 # log restarts only when a writer finds all of it copied: while it is
                 # long (not restarted yet), the next round comes FOLLOW_UP_SECONDS on.
                 page = conn.execute("PRAGMA page_size").fetchone()[0]
                 return frames * (page + WAL_FRAME_HEADER_BYTES) >= CHECKPOINT_BYTES
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, FileNotFoundError) as exc:
             # A passing fault (the file going away, a full disk): the next round retries.
             log.debug("checkpoint of %s skipped: %s", path, exc)
         return False
