@@ -43,6 +43,7 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -232,6 +233,9 @@ def _watch_read_model(
 
     # container -> document id -> [key, version, answered, probes]
     awaited: dict[str, dict[str, list[list[Any]]]] = {}
+    # A spawned process starts with default filters: verify=False against the
+    # self-signed stand-in is intended, and would warn once per probe.
+    warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     freeze_long_lived()  # the SDK's modules, left out of every collection
     with app_settings(settings):
         tick = time.perf_counter()
