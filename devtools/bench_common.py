@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import inspect
 import os
 import re
 import threading
@@ -133,10 +135,11 @@ def call_route(
     route_params: Mapping[str, str],
     headers: Mapping[str, str],
 ) -> Any:
-    """Call the HTTP function `name` in this process; its HttpResponse."""
+    """Call the HTTP function `name` in this process; its HttpResponse. An `async def`
+    function runs on one event loop of this process, as the worker runs it on its own."""
     import azure.functions as func
 
-    return http_functions()[name](
+    answer = http_functions()[name](
         func.HttpRequest(
             "GET",
             f"http://localhost/api{path}",
@@ -146,6 +149,16 @@ def call_route(
             body=b"",
         )
     )
+    if inspect.iscoroutine(answer):
+        return asyncio.run_coroutine_threadsafe(answer, _function_loop()).result()
+    return answer
+
+
+@functools.cache
+def _function_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="function-loop", daemon=True).start()
+    return loop
 
 
 class InProcessCommands:

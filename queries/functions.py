@@ -36,12 +36,13 @@ def document_route(
     view: views.DocumentView,
     roles: tuple[str, ...],
 ) -> None:
-    """A single-document route: the id in the path (its only parameter) names the document."""
+    """A single-document route: the id in the path (its only parameter) names the
+    document. `async def`, so a read-your-writes wait holds no worker thread."""
     param = path[path.index("{") + 1 : path.index("}")]
 
-    def handler(request: Request) -> Response:
+    async def handler(request: Request) -> Response:
         params = _params(request, models.ReadYourWrites)
-        return views.read_one(view, request.route_params[param], params, request)
+        return await views.read_one(view, request.route_params[param], params, request)
 
     http_route(
         bp,

@@ -1,15 +1,17 @@
 """Reads of the read model: point reads, whole-result queries, and read-your-writes —
 wait (bounded) for a document to reach a version.
 
-A waiting request holds a worker thread, so waits are rationed: at most
-`MAX_WAITERS` requests of a process wait at once, re-reading with a growing
-back-off; beyond that a request answers at once with what the read model has
-and `X-Read-Model-Stale: true` (the client may retry), so waiting readers never
-starve the commands and queries that share the worker.
+A wait holds no thread: the route is an `async def` function, the wait an
+`asyncio.sleep` on the worker's event loop between re-reads (each re-read, a blocking
+SDK call, borrows a thread of the loop for its few milliseconds), with a growing
+back-off. Waits are still capped, as each waiter re-reads Cosmos DB a few times a
+second: beyond `MAX_WAITERS` at once in a process, a request answers at once with what
+the read model has and `X-Read-Model-Stale: true` (the client may retry).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +27,9 @@ from shared.http import Response
 FETCH_ALL = 1000  # items per request when a query reads everything it matches
 FIRST_POLL_SECONDS = 0.02
 MAX_POLL_SECONDS = 0.25
-MAX_WAITERS = 2
+# At most ~4 re-reads a second each once backed off: 64 waiters cost at most ~256 point
+# reads a second (1 RU each) per instance.
+MAX_WAITERS = 64
 _waiters = threading.BoundedSemaphore(MAX_WAITERS)
 
 
@@ -60,25 +64,50 @@ def not_projected(what: str, headers: dict[str, str] | None = None) -> NotFound:
     )
 
 
-def read_with_min_version(
+async def read_with_min_version(
     read: Callable[[], dict[str, Any] | None],
     min_version: int | None,
     wait_ms: int,
     what: str,
     shape: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> Response:
-    """Read; if behind `min_version`, re-read until it catches up or `wait_ms` runs out."""
+    """Read; if behind `min_version`, re-read until it catches up or `wait_ms` runs out.
+
+    `read` and `shape` block (SDK calls), so each attempt runs in a thread: the read, and
+    the answer made from it unless it is behind and may still wait. The wait itself is
+    on the event loop."""
     deadline = time.monotonic() + wait_ms / 1000
-    document = read()
-    if _behind(document, min_version) and wait_ms and _waiters.acquire(blocking=False):
+
+    def attempt(may_wait: bool) -> tuple[dict[str, Any] | None, Response | None]:
+        document = read()
+        if may_wait and _behind(document, min_version):
+            return document, None
+        return document, _answer(document, min_version, what, shape)
+
+    document, response = await asyncio.to_thread(attempt, wait_ms > 0)
+    if response is not None:
+        return response
+    if _waiters.acquire(blocking=False):
         try:
             pause = FIRST_POLL_SECONDS
-            while _behind(document, min_version) and time.monotonic() < deadline:
-                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            while (left := deadline - time.monotonic()) > 0:
+                await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, MAX_POLL_SECONDS)
-                document = read()
+                document, response = await asyncio.to_thread(attempt, True)
+                if response is not None:
+                    return response
         finally:
             _waiters.release()
+    # The wait ran out, or too many wait already: what the read model has, marked stale.
+    return await asyncio.to_thread(_answer, document, min_version, what, shape)
+
+
+def _answer(
+    document: dict[str, Any] | None,
+    min_version: int | None,
+    what: str,
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Response:
     if document is None:
         stale = {"X-Read-Model-Stale": "true"} if min_version is not None else {}
         raise not_projected(what, stale)

@@ -72,10 +72,11 @@ class DocumentView:
     owner_of: Callable[[Document], str | None] | None = None
 
 
-def read_one(
+async def read_one(
     view: DocumentView, doc_id: str, params: models.ReadYourWrites, caller: Caller
 ) -> Response:
-    """The document, with read-your-writes (`minVersion`, `waitMs`) and its version as ETag."""
+    """The document, with read-your-writes (`minVersion`, `waitMs`) and its version as
+    ETag; a wait holds no thread (queries/reads.py)."""
     doc_id = known_id(doc_id, view.what)
 
     def read() -> Document | None:
@@ -84,7 +85,7 @@ def read_one(
             caller.check_owner(view.owner_of(document), f"{view.what} {doc_id}")
         return document
 
-    return reads.read_with_min_version(
+    return await reads.read_with_min_version(
         read, params.minVersion, params.waitMs, f"{view.what} {doc_id}", view.shape
     )
 

@@ -8,11 +8,13 @@ calls the handler (testable without Azure) and turns its `Response` or
 `ProblemError` into a `func.HttpResponse` carrying `X-Correlation-Id`.
 """
 
+import asyncio
+import inspect
 import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -188,18 +190,45 @@ def correlation_id_of(headers: Mapping[str, str]) -> str:
     return given if _CORRELATION_ID.match(given) else str(uuid.uuid4())
 
 
+# A route's handler: plain, or `async def` when it waits (it then runs on the event loop).
+Handler = Callable[[Request], Response] | Callable[[Request], Awaitable[Response]]
+
+
 def handle(
     spec: RouteSpec, handler: Callable[[Request], Response], req: func.HttpRequest
 ) -> func.HttpResponse:
     """Run one request through parsing, the handler and error mapping."""
-    headers = {k.lower(): v for k, v in req.headers.items()}
-    correlation_id = correlation_id_of(headers)
-    telemetry.correlate(correlation_id)
+    headers, correlation_id = _correlated(req)
     try:
         response = handler(_request(spec, req, headers, correlation_id))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a problem response
         response = problem(_problem_of(spec, exc))
     return _render(response, correlation_id)
+
+
+async def handle_async(
+    spec: RouteSpec,
+    handler: Callable[[Request], Awaitable[Response]],
+    req: func.HttpRequest,
+) -> func.HttpResponse:
+    """`handle` for an `async def` handler, on the worker's event loop. Checking the
+    caller may fetch signing keys, so parsing runs in a thread, as the handler's own
+    blocking calls must."""
+    headers, correlation_id = _correlated(req)
+    try:
+        request = await asyncio.to_thread(_request, spec, req, headers, correlation_id)
+        response = await handler(request)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a problem response
+        response = problem(_problem_of(spec, exc))
+    return _render(response, correlation_id)
+
+
+def _correlated(req: func.HttpRequest) -> tuple[dict[str, str], str]:
+    """The request's headers (lower-case names) and its correlation id, now current."""
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    correlation_id = correlation_id_of(headers)
+    telemetry.correlate(correlation_id)
+    return headers, correlation_id
 
 
 def _request(
@@ -273,8 +302,9 @@ def http_route(
     summary: str,
     tag: str,
     **contract: Any,
-) -> Callable[[Callable[[Request], Response]], Callable[[Request], Response]]:
-    """Register `handler` as an HTTP function on `bp` and record its contract."""
+) -> Callable[[Handler], Handler]:
+    """Register `handler` (plain or `async def`) as an HTTP function on `bp` and record
+    its contract."""
     spec = RouteSpec(
         name=name,
         method=method.upper(),
@@ -289,11 +319,19 @@ def http_route(
     # The app checks the caller's Entra ID token itself (shared.auth): no host key.
     auth = func.AuthLevel.ANONYMOUS
 
-    def register(
-        handler: Callable[[Request], Response],
-    ) -> Callable[[Request], Response]:
-        def entry(req: func.HttpRequest) -> func.HttpResponse:
-            return telemetry.serve_http(handle, spec, handler, req)
+    def register(handler: Handler) -> Handler:
+        entry: Callable[[func.HttpRequest], Any]
+        if inspect.iscoroutinefunction(handler):
+            # The worker runs an `async def` function on its event loop, holding no
+            # thread while the handler awaits (a read-your-writes wait).
+            async def entry(req: func.HttpRequest) -> func.HttpResponse:
+                return await telemetry.serve_http_async(
+                    handle_async, spec, handler, req
+                )
+        else:
+
+            def entry(req: func.HttpRequest) -> func.HttpResponse:
+                return telemetry.serve_http(handle, spec, handler, req)
 
         entry.__name__ = entry.__qualname__ = name
         methods = None if spec.method == "ANY" else [spec.method]  # None: every method

@@ -490,12 +490,39 @@ def serve_http(
     or the context the Functions worker made current (the host's invocation)."""
     if not _state.enabled:
         return handle(spec, handler, req)
+    with _server_span(spec, handler, req) as answer:
+        response = handle(spec, handler, req)
+        answer.status = response.status_code
+    return response
+
+
+async def serve_http_async(
+    handle: Callable[[Any, Any, Any], Any], spec: Any, handler: Callable, req: Any
+) -> Any:
+    """`serve_http` for an `async def` route: `handle` returns an awaitable."""
+    if not _state.enabled:
+        return await handle(spec, handler, req)
+    with _server_span(spec, handler, req) as answer:
+        response = await handle(spec, handler, req)
+        answer.status = response.status_code
+    return response
+
+
+@dataclass
+class _Answer:
+    status: int = 500  # unless the handler answers
+
+
+@contextmanager
+def _server_span(spec: Any, handler: Callable, req: Any) -> Iterator[_Answer]:
+    """The request's SERVER span, ended with the status set on the answer it yields."""
     from opentelemetry.trace import SpanKind
 
     method = (req.method or "").upper()
     route = ROUTE_PREFIX + spec.path
     module = getattr(handler, "__module__", "") or ""
     started = time.perf_counter()
+    answer = _Answer()
     with (
         correlated(None),
         _state.tracer.start_as_current_span(
@@ -505,14 +532,11 @@ def serve_http(
             attributes=_http_attributes(req, method, route, spec.name),
         ) as span,
     ):
-        status = 500  # unless the handler answers
         try:
-            response = handle(spec, handler, req)
-            status = response.status_code
+            yield answer
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            _end_http_span(span, spec.name, module, route, status, elapsed_ms)
-    return response
+            _end_http_span(span, spec.name, module, route, answer.status, elapsed_ms)
 
 
 def _caller_context(req: Any) -> Any:
@@ -806,6 +830,7 @@ __all__ = [
     "publishing",
     "record_outbox_backlog",
     "serve_http",
+    "serve_http_async",
     "sql_statement",
     "sql_transaction",
     "trace_context",

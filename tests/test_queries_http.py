@@ -474,6 +474,38 @@ def test_order_detail_etag_and_read_your_writes(http, world):
     assert stale.json()["version"] == placed.version
 
 
+def test_waiting_readers_hold_no_worker_thread(http, world):
+    """Twice as many read-your-writes waits as the host has worker threads: each waits
+    its whole time (none is turned away stale at once), and a command sent meanwhile
+    is answered while every wait is still on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devtools.devhost.invocation import default_thread_count
+
+    placed = next(o for o in world.orders if o.status == "delivered")
+    waiters = 2 * default_thread_count()  # the host's pool for plain functions
+    ask = {"minVersion": placed.version + 1, "waitMs": 2000}
+
+    def wait() -> tuple[httpx.Response, float, float]:
+        with httpx.Client(base_url=http.base_url, headers=http.headers) as own:
+            began = time.monotonic()
+            response = own.get(f"/orders/{placed.id}", params=ask, timeout=30)
+            return response, time.monotonic() - began, time.monotonic()
+
+    with ThreadPoolExecutor(waiters) as pool:
+        waits = [pool.submit(wait) for _ in range(waiters)]
+        time.sleep(0.3)  # the waits are under way
+        customer(http, name=f"Patient {world.tag} Reader")
+        command_answered = time.monotonic()
+        results = [w.result() for w in waits]
+    for response, took, _ in results:
+        assert response.status_code == 200
+        assert response.headers["X-Read-Model-Stale"] == "true"
+        assert response.json()["version"] == placed.version
+        assert took >= 2.0  # waited the whole waitMs, not answered at once
+    assert command_answered < min(ended for _, _, ended in results)
+
+
 def test_read_your_writes_waits_for_a_change(http, world):
     fresh = customer(http, name=f"Rita {world.tag} Levi")
     seen = http.get(

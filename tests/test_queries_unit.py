@@ -702,35 +702,51 @@ def test_only_what_queries_filter_or_sort_on_is_indexed():
     assert indexed <= used, sorted(indexed - used)
 
 
-def test_read_your_writes_waiters_are_capped_and_the_rest_answer_stale_at_once():
+def test_read_your_writes_waits_hold_no_thread_and_beyond_the_cap_answer_stale_at_once():
+    import asyncio
+    import concurrent.futures
     import threading
+    import time
 
     from queries import reads
 
     reads_by: dict[str, int] = {}
-    waiting = threading.Barrier(reads.MAX_WAITERS + 1)
+    read_threads: set[int] = set()
 
     def reader(name: str):
         def read():
+            read_threads.add(threading.get_ident())
             reads_by[name] = reads_by.get(name, 0) + 1
-            if reads_by[name] == 2:
-                waiting.wait(timeout=5)  # this waiter is inside its wait loop
             return {"version": 1}
 
         return read
 
-    def wait(name: str):
-        return reads.read_with_min_version(reader(name), 2, 1500, name, dict)
+    def wait(name: str, wait_ms: int = 600):
+        return reads.read_with_min_version(reader(name), 2, wait_ms, name, dict)
 
-    threads = [
-        threading.Thread(target=wait, args=(f"w{i}",)) for i in range(reads.MAX_WAITERS)
-    ]
-    for thread in threads:
-        thread.start()
-    waiting.wait(timeout=5)  # every permitted waiter holds its permit now
-    response = wait("late")
+    async def scene():
+        loop_thread = threading.get_ident()
+        # Every permitted waiter at once, on one event loop, with ONE thread for the
+        # reads: waits that held a thread could not overlap at all.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        )
+        waiters = [
+            asyncio.ensure_future(wait(f"w{i}")) for i in range(reads.MAX_WAITERS)
+        ]
+        while len(reads_by) < reads.MAX_WAITERS:  # every waiter read once
+            await asyncio.sleep(0.005)
+        started = time.monotonic()
+        late = await wait("late")
+        responses = await asyncio.gather(*waiters)
+        return loop_thread, late, responses, time.monotonic() - started
+
+    loop_thread, late, responses, waited = asyncio.run(scene())
     assert reads_by["late"] == 1  # no waiting: one read, answered as it stands
-    assert response.headers["X-Read-Model-Stale"] == "true"
-    for thread in threads:
-        thread.join()
+    assert late.headers["X-Read-Model-Stale"] == "true"
+    # Every permitted waiter re-read with back-off and answered stale when its time ran out.
     assert all(reads_by[f"w{i}"] > 2 for i in range(reads.MAX_WAITERS))
+    assert all(r.headers["X-Read-Model-Stale"] == "true" for r in responses)
+    # One after another, the waits would take 64 x 0.6 s: they overlapped, on one thread.
+    assert waited < 5
+    assert loop_thread not in read_threads  # reads never blocked the event loop
