@@ -3,6 +3,7 @@ docker-compose, the postprovision script and the SQL grant script."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -41,6 +42,35 @@ def emulator_config_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """gitignore's rule for a pattern without a slash: it matches any part of the path."""
+    return any(fnmatch.fnmatch(part, p) for part in path.split("/") for p in patterns)
+
+
+def test_the_deployment_package_holds_the_app_and_nothing_else():
+    patterns = [
+        line.strip()
+        for line in (REPO / ".funcignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not [
+        p for p in patterns if "/" in p or p.startswith("!")
+    ]  # _ignored's scope
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    deployed = {f.split("/")[0] for f in files if not _ignored(f, patterns)}
+    assert deployed == {
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "commands",
+        "queries",
+        "sync",
+        "shared",
+    }
 
 
 def test_event_hubs_emulator_config_matches_topology():
